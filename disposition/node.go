@@ -158,13 +158,14 @@ func (p *Provenance) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return err
 	}
-	*p = Provenance{}
+	var out Provenance
 	for k, o := range m {
 		f, err := ParseField(k)
 		if err != nil {
 			return fmt.Errorf("provenance: %w", err)
 		}
-		p[f] = o
+		out[f] = o
 	}
+	*p = out
 	return nil
 }
