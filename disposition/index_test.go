@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -287,6 +288,7 @@ func TestApplyRejectsBadBatchWhole(t *testing.T) {
 		"empty id":      {Batch{Upserts: []*Node{{ID: "b"}, {}}}, "upsert 1: field id: empty"},
 		"bad state":     {Batch{Upserts: []*Node{{ID: "b", State: 99}}}, `node "b": field state: invalid value 99`},
 		"nan traffic":   {Batch{Upserts: []*Node{{ID: "b", TrafficGbps: nan()}}}, `node "b": field traffic_gbps`},
+		"inf capacity":  {Batch{Upserts: []*Node{{ID: "b", CapacityGbps: math.Inf(1)}}}, `node "b": field capacity_gbps`},
 		"duplicate":     {Batch{Upserts: []*Node{{ID: "b"}, {ID: "b"}}}, `node appears twice in batch: "b"`},
 		"upsert+delete": {Batch{Upserts: []*Node{{ID: "b"}}, Deletes: []string{"b"}}, `twice`},
 		"nil":           {Batch{Upserts: []*Node{nil}}, "upsert 0 is nil"},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 )
 
@@ -72,9 +73,9 @@ func (n *Node) Validate() error {
 		return bad(FieldState, "invalid value %d", n.State)
 	case n.Health > HealthDown:
 		return bad(FieldHealth, "invalid value %d", n.Health)
-	case !(n.TrafficGbps >= 0): // also rejects NaN
+	case !(n.TrafficGbps >= 0 && n.TrafficGbps <= math.MaxFloat64): // rejects NaN and Inf
 		return bad(FieldTraffic, "must be a non-negative number, got %v", n.TrafficGbps)
-	case !(n.CapacityGbps >= 0):
+	case !(n.CapacityGbps >= 0 && n.CapacityGbps <= math.MaxFloat64):
 		return bad(FieldCapacity, "must be a non-negative number, got %v", n.CapacityGbps)
 	}
 	return nil

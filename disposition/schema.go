@@ -19,31 +19,36 @@ const (
 	indexReleaseState = "release_state"
 	indexHealth       = "health"
 	indexLabels       = "labels"
-	indexMetroHealth  = "metro_health"
-	indexRoleState    = "role_state"
 )
 
 // schema declares the nodes table as data. The indexers are hand-written
 // over *Node instead of memdb's reflection-based StringFieldIndex and
-// StringMapFieldIndex (same key layout), which halves the cost of a write.
+// StringMapFieldIndex (same key layout), which saves the reflection on
+// every write.
+//
+// Every index entry costs about 400 bytes and a dozen allocations in
+// go-immutable-radix, so the schema indexes only what can drive a query:
+//   - state and health are partial indexes that leave out the value nearly
+//     every server has (in-service, healthy); a query for that value would
+//     select most of the fleet, where a scan is as fast as an index;
+//   - there are no compound indexes: Query races the candidate lookups and
+//     drives from the smallest (see Snapshot.driver), so metro=DEN
+//     health=down reads the few down servers and filters them, which a
+//     metro_health index would speed up by microseconds at the price of
+//     another entry per server.
 func schema() *memdb.DBSchema {
 	single := func(name string, x memdb.Indexer, unique bool) *memdb.IndexSchema {
 		return &memdb.IndexSchema{Name: name, Unique: unique, AllowMissing: !unique, Indexer: x}
-	}
-	compound := func(name string, xs ...memdb.Indexer) *memdb.IndexSchema {
-		return &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: &memdb.CompoundIndex{Indexes: xs}}
 	}
 	indexes := []*memdb.IndexSchema{
 		single(indexID, fieldIndexer(FieldID), true),
 		single(indexMetro, fieldIndexer(FieldMetro), false),
 		single(indexCluster, fieldIndexer(FieldCluster), false),
 		single(indexRole, fieldIndexer(FieldRole), false),
-		single(indexState, fieldIndexer(FieldState), false),
+		single(indexState, sparseIndexer{FieldState, StateInService.String()}, false),
 		single(indexReleaseState, fieldIndexer(FieldReleaseState), false),
-		single(indexHealth, fieldIndexer(FieldHealth), false),
+		single(indexHealth, sparseIndexer{FieldHealth, HealthHealthy.String()}, false),
 		{Name: indexLabels, AllowMissing: true, Indexer: labelIndexer{}},
-		compound(indexMetroHealth, fieldIndexer(FieldMetro), fieldIndexer(FieldHealth)),
-		compound(indexRoleState, fieldIndexer(FieldRole), fieldIndexer(FieldState)),
 	}
 	t := &memdb.TableSchema{Name: tableNodes, Indexes: map[string]*memdb.IndexSchema{}}
 	for _, ix := range indexes {
@@ -56,21 +61,20 @@ func schema() *memdb.DBSchema {
 // specific first.
 func indexPlan() []indexDef {
 	return []indexDef{
-		{indexID, []Field{FieldID}},
-		{indexMetroHealth, []Field{FieldMetro, FieldHealth}},
-		{indexRoleState, []Field{FieldRole, FieldState}},
-		{indexMetro, []Field{FieldMetro}},
-		{indexCluster, []Field{FieldCluster}},
-		{indexRole, []Field{FieldRole}},
-		{indexState, []Field{FieldState}},
-		{indexReleaseState, []Field{FieldReleaseState}},
-		{indexHealth, []Field{FieldHealth}},
+		{indexID, FieldID, ""},
+		{indexMetro, FieldMetro, ""},
+		{indexCluster, FieldCluster, ""},
+		{indexRole, FieldRole, ""},
+		{indexState, FieldState, StateInService.String()},
+		{indexReleaseState, FieldReleaseState, ""},
+		{indexHealth, FieldHealth, HealthHealthy.String()},
 	}
 }
 
 type indexDef struct {
-	name   string
-	fields []Field
+	name    string
+	field   Field
+	omitted string // the value a partial index leaves out
 }
 
 // fieldIndexer indexes one string-valued field of a Node.
@@ -97,6 +101,24 @@ func (f fieldIndexer) FromArgs(args ...any) ([]byte, error) {
 		return nil, fmt.Errorf("disposition: %s index argument is %T, want string", Field(f), args[0])
 	}
 	return key(s), nil
+}
+
+// sparseIndexer indexes one field except for one common value.
+type sparseIndexer struct {
+	field   Field
+	omitted string
+}
+
+func (x sparseIndexer) FromObject(obj any) (bool, []byte, error) {
+	ok, k, err := fieldIndexer(x.field).FromObject(obj)
+	if !ok || err != nil || string(k[:len(k)-1]) == x.omitted {
+		return false, nil, err
+	}
+	return true, k, nil
+}
+
+func (x sparseIndexer) FromArgs(args ...any) ([]byte, error) {
+	return fieldIndexer(x.field).FromArgs(args...)
 }
 
 // labelIndexer indexes every label as key NUL value NUL, the layout of

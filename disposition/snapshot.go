@@ -9,8 +9,7 @@ import (
 )
 
 // maxDriverTuples bounds the lookups one query term may fan out into
-// (e.g. metro=A,B,C health=x,y is 6 compound lookups). Past it the term
-// only filters.
+// (metro=A,B,C is 3). Past it the term only filters.
 const maxDriverTuples = 64
 
 // Snapshot is a consistent, read-only view of one version of an Index.
@@ -211,40 +210,29 @@ func (s *Snapshot) driver(ms []*matcher) *cursor {
 			eq[m.field] = m
 		}
 	}
-	covered := map[Field]bool{}
 	for _, def := range indexPlan() {
-		tuples := [][]any{{}}
-		for _, f := range def.fields {
-			m := eq[f]
-			if m == nil || covered[f] && len(def.fields) == 1 {
-				tuples = nil
-				break
-			}
-			vals := m.values
-			if m.enums != nil {
-				vals = make([]string, len(m.enums))
-				for i, e := range m.enums {
-					vals[i] = enumName(f, e)
-				}
-			}
-			var next [][]any
-			for _, t := range tuples {
-				for _, v := range vals {
-					next = append(next, append(slices.Clip(t), v))
-				}
-			}
-			tuples = next
-		}
-		if len(tuples) == 0 || len(tuples) > maxDriverTuples {
+		m := eq[def.field]
+		if m == nil || len(m.values) > maxDriverTuples {
 			continue
 		}
+		vals := m.values
+		if m.enums != nil {
+			vals = make([]string, len(m.enums))
+			for i, e := range m.enums {
+				vals[i] = enumName(def.field, e)
+			}
+		}
+		if slices.Contains(vals, def.omitted) {
+			continue // a partial index does not hold that value
+		}
+		c := &cursor{txn: txn, index: def.name}
+		for _, v := range vals {
+			c.tuples = append(c.tuples, []any{v})
+		}
 		if def.name == indexID {
-			return &cursor{txn: txn, index: indexID, tuples: tuples}
+			return c
 		}
-		for _, f := range def.fields {
-			covered[f] = true
-		}
-		cands = append(cands, &cursor{txn: txn, index: def.name, tuples: tuples})
+		cands = append(cands, c)
 	}
 	switch len(cands) {
 	case 0:
