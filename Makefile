@@ -22,3 +22,6 @@ fuzz:
 
 ci:
 	bash .ci/run
+
+demo:
+	$(GO) run ./cmd/refd serve --demo

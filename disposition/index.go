@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -53,8 +54,10 @@ type Index struct {
 type published struct {
 	db      *memdb.MemDB // a memdb snapshot, never written
 	version uint64
-	len     int
-	next    chan struct{} // closed when a newer version is published
+	// all holds every node ordered by ID, for full scans: walking the
+	// radix tree costs a few cache misses a node, ten times a slice.
+	all  []*Node
+	next chan struct{} // closed when a newer version is published
 }
 
 // NewIndex returns an empty index at version 0.
@@ -119,7 +122,7 @@ func (ix *Index) Apply(ctx context.Context, b Batch) (ApplyResult, error) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	cur := ix.pub.Load()
-	res, err := ix.write(b, cur.len == 0)
+	res, ch, err := ix.write(b, len(cur.all) == 0)
 	if err != nil {
 		// Drop the transactions already committed: the live database goes
 		// back to the published version.
@@ -134,7 +137,7 @@ func (ix *Index) Apply(ctx context.Context, b Batch) (ApplyResult, error) {
 	ix.pub.Store(&published{
 		db:      ix.db.Snapshot(),
 		version: res.Version,
-		len:     cur.len + res.Inserted - res.Deleted,
+		all:     merge(cur.all, ch),
 		next:    make(chan struct{}),
 	})
 	close(cur.next)
@@ -144,8 +147,9 @@ func (ix *Index) Apply(ctx context.Context, b Batch) (ApplyResult, error) {
 // write applies b to ix.db in transactions of at most MaxTxnRecords
 // writes. When the index is empty every upsert is an insert (Apply has
 // ruled out duplicates) and the lookups are skipped. The caller holds ix.mu.
-func (ix *Index) write(b Batch, empty bool) (ApplyResult, error) {
+func (ix *Index) write(b Batch, empty bool) (ApplyResult, changes, error) {
 	var res ApplyResult
+	var ch changes
 	txn := ix.db.Txn(true)
 	defer func() { txn.Abort() }() // no-op after Commit
 	pending := 0
@@ -161,7 +165,7 @@ func (ix *Index) write(b Batch, empty bool) (ApplyResult, error) {
 		if !empty {
 			var err error
 			if old, err = txn.First(tableNodes, indexID, n.ID); err != nil {
-				return res, fmt.Errorf("disposition: lookup %q: %w", n.ID, err)
+				return res, ch, fmt.Errorf("disposition: lookup %q: %w", n.ID, err)
 			}
 		}
 		switch {
@@ -173,8 +177,9 @@ func (ix *Index) write(b Batch, empty bool) (ApplyResult, error) {
 		default:
 			res.Updated++
 		}
+		ch.upserts = append(ch.upserts, n)
 		if err := txn.Insert(tableNodes, n); err != nil {
-			return res, fmt.Errorf("disposition: write %q: %w", n.ID, err)
+			return res, ch, fmt.Errorf("disposition: write %q: %w", n.ID, err)
 		}
 		pending++
 		flush()
@@ -182,20 +187,57 @@ func (ix *Index) write(b Batch, empty bool) (ApplyResult, error) {
 	for _, id := range b.Deletes {
 		old, err := txn.First(tableNodes, indexID, id)
 		if err != nil {
-			return res, fmt.Errorf("disposition: lookup %q: %w", id, err)
+			return res, ch, fmt.Errorf("disposition: lookup %q: %w", id, err)
 		}
 		if old == nil {
 			continue
 		}
 		if err := txn.Delete(tableNodes, old); err != nil {
-			return res, fmt.Errorf("disposition: delete %q: %w", id, err)
+			return res, ch, fmt.Errorf("disposition: delete %q: %w", id, err)
 		}
+		ch.deletes = append(ch.deletes, id)
 		res.Deleted++
 		pending++
 		flush()
 	}
 	txn.Commit()
-	return res, nil
+	return res, ch, nil
+}
+
+// changes are the writes of one Apply.
+type changes struct {
+	upserts []*Node
+	deletes []string
+}
+
+// merge returns the nodes of all, ordered by ID, with ch applied. It costs
+// one pass over all plus sorting the changes.
+func merge(all []*Node, ch changes) []*Node {
+	if !slices.IsSortedFunc(ch.upserts, byID) {
+		slices.SortFunc(ch.upserts, byID)
+	}
+	slices.Sort(ch.deletes)
+	out := make([]*Node, 0, len(all)+len(ch.upserts)-len(ch.deletes))
+	ups, dels := ch.upserts, ch.deletes
+	for _, n := range all {
+		for len(ups) > 0 && ups[0].ID < n.ID {
+			out = append(out, ups[0]) // inserted
+			ups = ups[1:]
+		}
+		for len(dels) > 0 && dels[0] < n.ID {
+			dels = dels[1:]
+		}
+		switch {
+		case len(ups) > 0 && ups[0].ID == n.ID:
+			out = append(out, ups[0]) // updated
+			ups = ups[1:]
+		case len(dels) > 0 && dels[0] == n.ID:
+			dels = dels[1:]
+		default:
+			out = append(out, n)
+		}
+	}
+	return append(out, ups...)
 }
 
 // Watch returns a channel that receives the index version after every

@@ -27,7 +27,7 @@ func (s *Snapshot) txn() *memdb.Txn { return s.pub.db.Txn(false) }
 func (s *Snapshot) Version() uint64 { return s.pub.version }
 
 // Len returns the number of nodes.
-func (s *Snapshot) Len() int { return s.pub.len }
+func (s *Snapshot) Len() int { return len(s.pub.all) }
 
 // Changed returns a channel that is closed once the index has moved past
 // this snapshot's version.
@@ -51,17 +51,7 @@ func (s *Snapshot) Query(q Query) ([]*Node, error) {
 		return nil, err
 	}
 	if d := s.driver(ms); d != nil {
-		nodes := d.drain()
-		out := nodes[:0]
-		for _, n := range nodes {
-			if matchAll(ms, n) {
-				out = append(out, n)
-			}
-		}
-		if !slices.IsSortedFunc(out, byID) {
-			slices.SortFunc(out, byID)
-		}
-		return out, nil
+		return d.matching(ms), nil
 	}
 	var out []*Node
 	s.scanAll(func(n *Node) bool {
@@ -73,36 +63,28 @@ func (s *Snapshot) Query(q Query) ([]*Node, error) {
 	return out, nil
 }
 
-// Scan calls fn for every node matching q until fn returns false. Nodes
-// come in ID order. The nodes are shared: do not modify them.
+// Scan calls fn for every node matching q, in ID order, until fn returns
+// false. The nodes are shared: do not modify them.
 func (s *Snapshot) Scan(q Query, fn func(*Node) bool) error {
 	ms, err := compile(q)
 	if err != nil {
 		return err
 	}
-	if s.driver(ms) == nil {
-		s.scanAll(func(n *Node) bool { return !matchAll(ms, n) || fn(n) })
+	if d := s.driver(ms); d != nil {
+		for _, n := range d.matching(ms) {
+			if !fn(n) {
+				break
+			}
+		}
 		return nil
 	}
-	nodes, err := s.Query(q)
-	if err != nil {
-		return err
-	}
-	for _, n := range nodes {
-		if !fn(n) {
-			break
-		}
-	}
+	s.scanAll(func(n *Node) bool { return !matchAll(ms, n) || fn(n) })
 	return nil
 }
 
 func (s *Snapshot) scanAll(fn func(*Node) bool) {
-	it, err := s.txn().Get(tableNodes, indexID)
-	if err != nil {
-		return // the id index always exists
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if !fn(raw.(*Node)) {
+	for _, n := range s.pub.all {
+		if !fn(n) {
 			return
 		}
 	}
@@ -290,8 +272,20 @@ func (c *cursor) step() bool {
 	}
 }
 
-func (c *cursor) drain() []*Node {
+// matching reads the rest of the cursor and returns the nodes that match
+// ms, ordered by ID. It filters in place: the cursor is used up.
+func (c *cursor) matching(ms []*matcher) []*Node {
 	for c.step() {
 	}
-	return c.buf
+	out := c.buf[:0]
+	for _, n := range c.buf {
+		if matchAll(ms, n) {
+			out = append(out, n)
+		}
+	}
+	// One lookup yields ID order; several (metro=A,B) need a sort.
+	if !slices.IsSortedFunc(out, byID) {
+		slices.SortFunc(out, byID)
+	}
+	return out
 }
