@@ -109,6 +109,9 @@ type Origin struct {
 	// Stale is set when the source's last fetch failed and the value is
 	// kept from an earlier one.
 	Stale bool `json:"stale,omitempty"`
+	// Note is the source's detail on the value, such as the names of the
+	// alerts that made a server degraded.
+	Note string `json:"note,omitempty"`
 }
 
 // Provenance holds the origin of every field of a Node, indexed by Field.
@@ -131,7 +134,7 @@ func (p Provenance) Equal(o Provenance) bool {
 		if a == b {
 			continue
 		}
-		if a == nil || b == nil || a.Source != b.Source || a.Stale != b.Stale || !a.ObservedAt.Equal(b.ObservedAt) {
+		if a == nil || b == nil || a.Source != b.Source || a.Stale != b.Stale || a.Note != b.Note || !a.ObservedAt.Equal(b.ObservedAt) {
 			return false
 		}
 	}

@@ -13,6 +13,13 @@ type Source interface {
 	Name() string
 	// Fetch returns what the source currently knows, one Observation per
 	// server. It must honour ctx's deadline and cancellation.
+	//
+	// The aggregator keeps what Fetch returns without copying it, so a
+	// source must not modify a returned slice, or the maps its
+	// observations hold, afterwards. A source whose data did not change
+	// may return the very slice it returned last time; the aggregator
+	// then skips comparing it. The aggregator never calls Fetch again
+	// before the previous call has returned.
 	Fetch(ctx context.Context) ([]Observation, error)
 }
 
