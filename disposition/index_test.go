@@ -159,6 +159,17 @@ func TestIndexAgreesWithMapModel(t *testing.T) {
 					if d := cmp.Diff(ids(want), ids(got)); d != "" {
 						t.Fatalf("step %d: query %q (-want +got):\n%s", step, q, d)
 					}
+					m, err := q.Compile()
+					require.NoError(t, err)
+					var matched []*Node
+					for _, n := range all {
+						if m.Match(n) {
+							matched = append(matched, n)
+						}
+					}
+					if d := cmp.Diff(ids(want), ids(matched)); d != "" {
+						t.Fatalf("step %d: Matcher for %q (-want +got):\n%s", step, q, d)
+					}
 				}
 				old = append(old, frozen{snap, after})
 				for _, f := range old {

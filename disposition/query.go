@@ -295,3 +295,24 @@ func MustParseQuery(s string) Query {
 	}
 	return q
 }
+
+// Matcher is a compiled query that tests one node at a time, for callers
+// that walk the nodes themselves (the rollout planner selects its targets
+// in the same pass that counts every failure domain). A Matcher caches
+// parsed versions and is not safe for concurrent use; compile one per
+// goroutine.
+type Matcher struct {
+	ms []*matcher
+}
+
+// Compile compiles q into a Matcher with the semantics of Snapshot.Query.
+func (q Query) Compile() (*Matcher, error) {
+	ms, err := compile(q)
+	if err != nil {
+		return nil, err
+	}
+	return &Matcher{ms: ms}, nil
+}
+
+// Match reports whether n matches every term of the query.
+func (m *Matcher) Match(n *Node) bool { return matchAll(m.ms, n) }

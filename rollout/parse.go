@@ -241,13 +241,13 @@ func (d *decoder) duration(p *Duration) handler {
 	}
 }
 
-func (d *decoder) clock(p *Clock) handler {
+func (d *decoder) clock(p *TimeOfDay) handler {
 	return func(v *yaml.Node, f string) error {
 		s, err := d.scalar(v, f)
 		if err != nil {
 			return err
 		}
-		c, err := ParseClock(s)
+		c, err := ParseTimeOfDay(s)
 		if err != nil {
 			return d.errf(v, f, "%v", err)
 		}

@@ -244,17 +244,17 @@ func NewPlan(ctx context.Context, spec *Spec, snap *disposition.Snapshot, start 
 
 // load reads the targets and the per-domain counts from the snapshot.
 func (p *planner) load() error {
-	sel, err := compileMatcher(p.c.sel)
+	sel, err := p.c.sel.Compile()
 	if err != nil {
 		return &SpecError{Field: "select", Err: err}
 	}
-	var exc nodeMatcher
+	var exc *disposition.Matcher
 	if p.c.hasExclude {
-		if exc, err = compileMatcher(p.c.exc); err != nil {
+		if exc, err = p.c.exc.Compile(); err != nil {
 			return &SpecError{Field: "exclude", Err: err}
 		}
 	}
-	where, err := compileMatcher(p.c.where)
+	where, err := p.c.where.Compile()
 	if err != nil {
 		return &SpecError{Field: "canary.where", Err: err}
 	}
@@ -307,14 +307,14 @@ func (p *planner) load() error {
 				m.traffic += n.TrafficGbps
 			}
 		}
-		if sel.match(n) && !(exc != nil && exc.match(n)) {
+		if sel.Match(n) && !(exc != nil && exc.Match(n)) {
 			m.cands = append(m.cands, int32(len(p.tg)))
 			p.tg = append(p.tg, target{
 				id: n.ID, dom: dom, cap: n.CapacityGbps, rank: uint32(p.prefs.rank(n)),
 				state: n.State, health: n.Health,
 				atVer: p.spec.Component != "" && n.Versions[p.spec.Component] == p.spec.Version,
 			})
-			p.canaryOK = append(p.canaryOK, canary && where.match(n))
+			p.canaryOK = append(p.canaryOK, canary && where.Match(n))
 		}
 		return true
 	}

@@ -61,11 +61,11 @@ func randomSpec(r *rand.Rand, f *fleet.Fleet, start time.Time) *rollout.Spec {
 		s.Windows = []rollout.Window{{Start: 22 * 60, End: 6 * 60}}
 	case 2:
 		s.Windows = []rollout.Window{
-			{Days: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday}, Start: rollout.Clock(r.IntN(6) * 60), End: rollout.Clock((6 + r.IntN(6)) * 60)},
+			{Days: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday}, Start: rollout.TimeOfDay(r.IntN(6) * 60), End: rollout.TimeOfDay((6 + r.IntN(6)) * 60)},
 			{Scope: rollout.Scope{Region: metro().Region}, Start: 60, End: 4 * 60, TZ: "UTC"},
 		}
 	case 3:
-		s.Windows = []rollout.Window{{Start: rollout.Clock(r.IntN(24*4) * 15), End: rollout.Clock(r.IntN(24*4)*15 + 15)}}
+		s.Windows = []rollout.Window{{Start: rollout.TimeOfDay(r.IntN(24*4) * 15), End: rollout.TimeOfDay(r.IntN(24*4)*15 + 15)}}
 		if s.Windows[0].Start == s.Windows[0].End {
 			s.Windows[0].End = (s.Windows[0].End + 120) % 1440
 		}

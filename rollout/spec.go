@@ -286,29 +286,32 @@ func (s Scope) String() string {
 	return "global"
 }
 
-// Clock is a wall-clock time of day in minutes after midnight, 0 to 1440
+// TimeOfDay is a wall-clock time of day in minutes after midnight, 0 to 1440
 // (24:00, allowed only as a window's end).
-type Clock int
+type TimeOfDay int
 
-// ParseClock parses "HH:MM".
-func ParseClock(s string) (Clock, error) {
+// ParseTimeOfDay parses "HH:MM".
+func ParseTimeOfDay(s string) (TimeOfDay, error) {
 	h, m, ok := strings.Cut(strings.TrimSpace(s), ":")
 	hh, err1 := strconv.Atoi(h)
 	mm, err2 := strconv.Atoi(m)
 	if !ok || err1 != nil || err2 != nil || len(m) != 2 || hh < 0 || mm < 0 || mm > 59 || hh > 24 || hh == 24 && mm != 0 {
 		return 0, fmt.Errorf("%q is not a time of day (HH:MM)", s)
 	}
-	return Clock(hh*60 + mm), nil
+	return TimeOfDay(hh*60 + mm), nil
 }
 
 // String writes the time of day as "HH:MM".
-func (c Clock) String() string { return fmt.Sprintf("%02d:%02d", int(c)/60, int(c)%60) }
+func (c TimeOfDay) String() string { return fmt.Sprintf("%02d:%02d", int(c)/60, int(c)%60) }
 
 // MarshalText writes "HH:MM".
-func (c Clock) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+func (c TimeOfDay) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
 // UnmarshalText parses "HH:MM".
-func (c *Clock) UnmarshalText(b []byte) (err error) { *c, err = ParseClock(string(b)); return err }
+func (c *TimeOfDay) UnmarshalText(b []byte) (err error) {
+	*c, err = ParseTimeOfDay(string(b))
+	return err
+}
 
 // Window is a recurring local-time window in which waves may run.
 //
@@ -328,8 +331,8 @@ type Window struct {
 	// Days are the weekdays the window opens on; empty means every day.
 	Days []time.Weekday `json:"days,omitempty"`
 	// Start and End are wall-clock times; End may be 24:00.
-	Start Clock `json:"start"`
-	End   Clock `json:"end"`
+	Start TimeOfDay `json:"start"`
+	End   TimeOfDay `json:"end"`
 	// TZ is an IANA zone, or "" or "metro" for each metro's own zone.
 	TZ string `json:"tz,omitempty"`
 }
