@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetkit/fleetkit/client"
 	"github.com/fleetkit/fleetkit/refd"
+	"github.com/fleetkit/fleetkit/rollout"
 )
 
 const usage = `refd: the fleetkit reference daemon and its CLI.
@@ -306,11 +307,22 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	specFile := fs.String("spec", "", "rollout spec file (YAML or JSON)")
 	fleetFile := fs.String("fleet", "", "plan offline over this fleet file (JSON or CSV), without a server")
 	startS := fs.String("start", "", "start time, RFC 3339 (default now)")
+	asJSON := fs.Bool("json", false, "print the plan as JSON instead of a table per wave")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *specFile == "" {
 		return usageErr("plan: -spec FILE is required")
+	}
+	print := func(res any, plan json.RawMessage) error {
+		if *asJSON {
+			return printJSON(stdout, res)
+		}
+		var p rollout.Plan
+		if err := json.Unmarshal(plan, &p); err != nil {
+			return fmt.Errorf("plan: decoding the plan: %w", err)
+		}
+		return p.WriteText(stdout)
 	}
 	spec, err := os.ReadFile(*specFile)
 	if err != nil {
@@ -325,7 +337,7 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 		if err != nil {
 			return err
 		}
-		return printJSON(stdout, res)
+		return print(res, res.Plan)
 	}
 	c, err := mk()
 	if err != nil {
@@ -335,7 +347,7 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	if err != nil {
 		return err
 	}
-	return printJSON(stdout, p)
+	return print(p, p.Plan)
 }
 
 func cmdRollout(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
