@@ -56,5 +56,10 @@ func TestPlanOfflineReportsTheSpecLine(t *testing.T) {
 	require.NoError(t, os.WriteFile(spec, []byte("select: role=edge\ngrowth: {steps: [1]}\n"), 0o600))
 	code, out, stderr := runCLI("plan", "-fleet", fleetFile, "-spec", spec, "-start", "2026-01-05T12:00:00Z")
 	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "1 server in 1 wave")
+	require.Contains(t, out, "wave 1 (growth): 1 server")
+
+	code, out, stderr = runCLI("plan", "-json", "-fleet", fleetFile, "-spec", spec, "-start", "2026-01-05T12:00:00Z")
+	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, `"waves": 1`)
 }

@@ -195,12 +195,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	// Plan a rollout through the server and offline; same figures.
 	spec := filepath.Join(t.TempDir(), "spec.yaml")
 	require.NoError(t, os.WriteFile(spec, []byte("name: e2e\nselect: role=edge\nbudgets: {metro: 10%, cluster: 25%}\ngrowth: {steps: [1, 5, \"5%\", \"25%\"], bake: 30m}\n"), 0o600))
-	out, err = d.cli(t, bin, "plan", "-spec", spec, "-start", "2026-01-05T12:00:00Z")
+	out, err = d.cli(t, bin, "plan", "-json", "-spec", spec, "-start", "2026-01-05T12:00:00Z")
 	require.NoError(t, err, out)
 	var online, offline struct{ Waves, Targets int }
 	require.NoError(t, json.Unmarshal([]byte(out), &online), out)
 	require.Greater(t, online.Waves, 1)
-	out, err = d.cli(t, bin, "plan", "-fleet", filepath.Join(data, "inventory.csv"), "-spec", spec, "-start", "2026-01-05T12:00:00Z")
+	out, err = d.cli(t, bin, "plan", "-json", "-fleet", filepath.Join(data, "inventory.csv"), "-spec", spec, "-start", "2026-01-05T12:00:00Z")
 	require.NoError(t, err, out)
 	require.NoError(t, json.Unmarshal([]byte(out), &offline), out)
 	require.Greater(t, offline.Waves, 1)
