@@ -3,6 +3,7 @@ package sources
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Errors callers branch on.
@@ -59,3 +60,36 @@ func (e *GuardError) Error() string {
 
 // Is makes errors.Is(err, ErrRemovalGuard) true.
 func (e *GuardError) Is(target error) bool { return target == ErrRemovalGuard }
+
+// ErrUnauthorized is wrapped by the errors of every HTTP adapter for a
+// 401 or 403 response: the credentials are wrong, revoked or lack
+// permission. Each adapter re-exports it under its own name.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// ErrBadResponse is wrapped by the errors of every HTTP adapter for a
+// response that is not the JSON its API documents (malformed, too large
+// or the wrong shape).
+var ErrBadResponse = errors.New("bad response")
+
+// StatusError is an HTTP response with a status the adapter did not
+// expect. It wraps ErrUnauthorized for 401 and 403.
+type StatusError struct {
+	StatusCode int
+	// Body is the start of the response body, for the operator.
+	Body string
+}
+
+func (e *StatusError) Error() string {
+	if e.Body == "" {
+		return fmt.Sprintf("status %d", e.StatusCode)
+	}
+	return fmt.Sprintf("status %d: %s", e.StatusCode, e.Body)
+}
+
+// Unwrap returns ErrUnauthorized for 401 and 403, nil otherwise.
+func (e *StatusError) Unwrap() error {
+	if e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden {
+		return ErrUnauthorized
+	}
+	return nil
+}

@@ -47,7 +47,7 @@ const (
 // Errors callers branch on.
 var (
 	// ErrUnauthorized is matched by a *StatusError for 401 and 403.
-	ErrUnauthorized = errors.New("unauthorized")
+	ErrUnauthorized = sources.ErrUnauthorized
 	// ErrPageLoop: the server sent a next link or cursor seen before, or
 	// the same page twice.
 	ErrPageLoop = errors.New("pagination loops")
@@ -55,7 +55,7 @@ var (
 	ErrTooManyPages = errors.New("too many pages")
 	// ErrBadResponse: a response is not JSON, too large, or not shaped as
 	// the options say.
-	ErrBadResponse = errors.New("bad response")
+	ErrBadResponse = sources.ErrBadResponse
 )
 
 // StatusError is a response with a status other than 2xx.

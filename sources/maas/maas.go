@@ -33,34 +33,15 @@ const maxBody = 1 << 30
 var (
 	// ErrUnauthorized is wrapped by errors for responses 401 and 403: the
 	// API key is wrong, revoked or lacks permission.
-	ErrUnauthorized = errors.New("unauthorized")
+	ErrUnauthorized = sources.ErrUnauthorized
 	// ErrBadResponse is wrapped by errors for responses that are not the
 	// JSON MaaS documents.
-	ErrBadResponse = errors.New("bad response")
+	ErrBadResponse = sources.ErrBadResponse
 )
 
-// StatusError is a response with a status other than 200 OK. It wraps
-// ErrUnauthorized for 401 and 403.
-type StatusError struct {
-	StatusCode int
-	// Body is the start of the response body.
-	Body string
-}
-
-func (e *StatusError) Error() string {
-	if e.Body == "" {
-		return fmt.Sprintf("status %d", e.StatusCode)
-	}
-	return fmt.Sprintf("status %d: %s", e.StatusCode, e.Body)
-}
-
-// Unwrap returns ErrUnauthorized for 401 and 403, nil otherwise.
-func (e *StatusError) Unwrap() error {
-	if e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden {
-		return ErrUnauthorized
-	}
-	return nil
-}
+// StatusError is a response with a status other than the API's success.
+// It wraps ErrUnauthorized for 401 and 403.
+type StatusError = sources.StatusError
 
 // Options configure a MaaS source.
 type Options struct {

@@ -39,37 +39,18 @@ const maxBody = 256 << 20
 var (
 	// ErrUnauthorized is wrapped by errors for responses 401 and 403:
 	// the token is missing, wrong, expired or lacks permission.
-	ErrUnauthorized = errors.New("unauthorized")
+	ErrUnauthorized = sources.ErrUnauthorized
 	// ErrBadResponse is wrapped by errors for responses that are not the
 	// JSON NetBox documents (malformed, truncated, wrong shape).
-	ErrBadResponse = errors.New("bad response")
+	ErrBadResponse = sources.ErrBadResponse
 	// ErrPagination is wrapped when paging does not end: a next link seen
 	// before, or more than Options.MaxPages pages.
 	ErrPagination = errors.New("pagination does not end")
 )
 
-// StatusError is a response with a status other than 200 OK. It wraps
-// ErrUnauthorized for 401 and 403.
-type StatusError struct {
-	StatusCode int
-	// Body is the start of the response body, for the error message.
-	Body string
-}
-
-func (e *StatusError) Error() string {
-	if e.Body == "" {
-		return fmt.Sprintf("status %d", e.StatusCode)
-	}
-	return fmt.Sprintf("status %d: %s", e.StatusCode, e.Body)
-}
-
-// Unwrap returns ErrUnauthorized for 401 and 403, nil otherwise.
-func (e *StatusError) Unwrap() error {
-	if e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden {
-		return ErrUnauthorized
-	}
-	return nil
-}
+// StatusError is a response with a status other than the API's success.
+// It wraps ErrUnauthorized for 401 and 403.
+type StatusError = sources.StatusError
 
 // Options configure a NetBox source. The zero value of every field but URL
 // and Token has a documented default.

@@ -3,7 +3,6 @@ package prometheus
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -33,10 +32,10 @@ const maxBody = 256 << 20
 var (
 	// ErrUnauthorized is wrapped by errors for responses 401 and 403,
 	// as an authenticating proxy in front of Prometheus gives.
-	ErrUnauthorized = errors.New("unauthorized")
+	ErrUnauthorized = sources.ErrUnauthorized
 	// ErrBadResponse is wrapped by errors for responses that are not the
 	// JSON the Prometheus HTTP API documents, or not an instant vector.
-	ErrBadResponse = errors.New("bad response")
+	ErrBadResponse = sources.ErrBadResponse
 )
 
 // APIError is an answer other than a successful one: an HTTP status

@@ -56,34 +56,15 @@ const maxBody = 2 << 30
 var (
 	// ErrUnauthorized is wrapped by errors for a login salt-api refuses
 	// (401) and for calls refused even after logging in again.
-	ErrUnauthorized = errors.New("unauthorized")
+	ErrUnauthorized = sources.ErrUnauthorized
 	// ErrBadResponse is wrapped by errors for responses that are not the
 	// JSON salt-api documents.
-	ErrBadResponse = errors.New("bad response")
+	ErrBadResponse = sources.ErrBadResponse
 )
 
-// StatusError is a response with an unexpected status. It wraps
-// ErrUnauthorized for 401 and 403.
-type StatusError struct {
-	StatusCode int
-	// Body is the start of the response body.
-	Body string
-}
-
-func (e *StatusError) Error() string {
-	if e.Body == "" {
-		return fmt.Sprintf("status %d", e.StatusCode)
-	}
-	return fmt.Sprintf("status %d: %s", e.StatusCode, e.Body)
-}
-
-// Unwrap returns ErrUnauthorized for 401 and 403, nil otherwise.
-func (e *StatusError) Unwrap() error {
-	if e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden {
-		return ErrUnauthorized
-	}
-	return nil
-}
+// StatusError is a response with a status other than the API's success.
+// It wraps ErrUnauthorized for 401 and 403.
+type StatusError = sources.StatusError
 
 // Options configure a salt-api source.
 type Options struct {
