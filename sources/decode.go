@@ -321,3 +321,19 @@ func AtOption(n *yaml.Node, err error) error {
 	}
 	return err
 }
+
+// Decode is the body of an adapter's Factory: it decodes options into the
+// adapter's options struct O (unknown keys and wrong types are errors
+// naming the line), calls newSource, and gives an error about one option
+// that option's line.
+func Decode[O any, S Source](name string, options *yaml.Node, newSource func(name string, opts O) (S, error)) (Source, error) {
+	var opts O
+	if err := DecodeOptions(options, &opts); err != nil {
+		return nil, err
+	}
+	s, err := newSource(name, opts)
+	if err != nil {
+		return nil, AtOption(options, err)
+	}
+	return s, nil
+}

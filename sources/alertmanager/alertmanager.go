@@ -209,15 +209,7 @@ func New(name string, opts Options, options ...Option) (*Source, error) {
 // Factory makes an Alertmanager source from its YAML options, for a
 // sources.Registry.
 func Factory(name string, options *yaml.Node) (sources.Source, error) {
-	var opts Options
-	if err := sources.DecodeOptions(options, &opts); err != nil {
-		return nil, err
-	}
-	s, err := New(name, opts)
-	if err != nil {
-		return nil, sources.AtOption(options, err)
-	}
-	return s, nil
+	return sources.Decode(name, options, func(n string, o Options) (*Source, error) { return New(n, o) })
 }
 
 // Name returns the source's name.

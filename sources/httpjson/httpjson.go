@@ -281,11 +281,7 @@ func New(name string, opts Options) (*Source, error) {
 // Factory makes an httpjson source from its YAML options, for a
 // sources.Registry.
 func Factory(name string, options *yaml.Node) (sources.Source, error) {
-	var o Options
-	if err := sources.DecodeOptions(options, &o); err != nil {
-		return nil, err
-	}
-	return New(name, o)
+	return sources.Decode(name, options, New)
 }
 
 // Name returns the source's name.

@@ -316,15 +316,7 @@ func knownAttr(a string) bool {
 // sources.Registry. Errors are *sources.ConfigError values naming the
 // option and its line.
 func Factory(name string, options *yaml.Node) (sources.Source, error) {
-	var opts Options
-	if err := sources.DecodeOptions(options, &opts); err != nil {
-		return nil, err
-	}
-	s, err := New(name, opts)
-	if err != nil {
-		return nil, sources.AtOption(options, err)
-	}
-	return s, nil
+	return sources.Decode(name, options, func(n string, o Options) (*Source, error) { return New(n, o) })
 }
 
 // Name returns the source's name.

@@ -153,15 +153,7 @@ func checkTarget(t string) error {
 // Factory makes a PostgreSQL source from its YAML options, for a
 // sources.Registry.
 func Factory(name string, options *yaml.Node) (sources.Source, error) {
-	var opts Options
-	if err := sources.DecodeOptions(options, &opts); err != nil {
-		return nil, err
-	}
-	s, err := New(name, opts)
-	if err != nil {
-		return nil, sources.AtOption(options, err)
-	}
-	return s, nil
+	return sources.Decode(name, options, func(n string, o Options) (*Source, error) { return New(n, o) })
 }
 
 // Name returns the source's name.

@@ -181,15 +181,7 @@ func validLabelName(s string) bool {
 // Factory makes a Prometheus source from its YAML options, for a
 // sources.Registry.
 func Factory(name string, options *yaml.Node) (sources.Source, error) {
-	var opts Options
-	if err := sources.DecodeOptions(options, &opts); err != nil {
-		return nil, err
-	}
-	s, err := New(name, opts)
-	if err != nil {
-		return nil, sources.AtOption(options, err)
-	}
-	return s, nil
+	return sources.Decode(name, options, func(n string, o Options) (*Source, error) { return New(n, o) })
 }
 
 // Name returns the source's name.
