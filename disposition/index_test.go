@@ -459,3 +459,20 @@ func TestEnumsRejectUnknownValues(t *testing.T) {
 	require.NoError(t, jsonUnmarshal(`{"id":"a","state":"in-service","health":"down","kind":"vm"}`, &n))
 	require.Equal(t, Node{ID: "a", State: StateInService, Health: HealthDown, Kind: KindVM}, n)
 }
+
+func TestCopyFieldCopiesExactlyOneField(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for range 50 {
+		src := randomNode(r, "x")
+		var all Node
+		for _, f := range Fields() {
+			before := all
+			CopyField(&all, src, f)
+			// Only f moved: copying f from the untouched node undoes it.
+			CopyField(&before, &all, f)
+			require.True(t, before.Equal(&all), "CopyField(%s) changed another field", f)
+		}
+		all.ID, all.Provenance = src.ID, src.Provenance
+		require.True(t, all.Equal(src), "copying every field reproduces the node")
+	}
+}

@@ -57,6 +57,46 @@ func (n *Node) Equal(o *Node) bool {
 		n.Provenance.Equal(o.Provenance)
 }
 
+// CopyField copies the value of field f from src to dst. Versions and
+// Labels are shared, not copied, as nodes are immutable once stored; the
+// ID and Provenance are not fields a source reports and are left alone.
+func CopyField(dst, src *Node, f Field) {
+	switch f {
+	case FieldKind:
+		dst.Kind = src.Kind
+	case FieldRegion:
+		dst.Region = src.Region
+	case FieldMetro:
+		dst.Metro = src.Metro
+	case FieldSite:
+		dst.Site = src.Site
+	case FieldCluster:
+		dst.Cluster = src.Cluster
+	case FieldRack:
+		dst.Rack = src.Rack
+	case FieldTimezone:
+		dst.Timezone = src.Timezone
+	case FieldRole:
+		dst.Role = src.Role
+	case FieldPlatform:
+		dst.Platform = src.Platform
+	case FieldState:
+		dst.State = src.State
+	case FieldReleaseState:
+		dst.ReleaseState = src.ReleaseState
+	case FieldHealth:
+		dst.Health = src.Health
+	case FieldVersions:
+		dst.Versions = src.Versions
+	case FieldTraffic:
+		dst.TrafficGbps = src.TrafficGbps
+	case FieldCapacity:
+		dst.CapacityGbps = src.CapacityGbps
+	case FieldLabels:
+		dst.Labels = src.Labels
+	}
+}
+
 // Validate checks that n can be stored: it needs an ID, valid enums and
 // non-negative, finite traffic and capacity. The error names the node and
 // the field.

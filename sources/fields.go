@@ -6,45 +6,6 @@ import (
 	"github.com/fleetkit/fleetkit/disposition"
 )
 
-// copyField copies the value of field f from src to dst. Maps are shared,
-// not copied: observations and nodes are immutable once stored.
-func copyField(dst, src *disposition.Node, f disposition.Field) {
-	switch f {
-	case disposition.FieldKind:
-		dst.Kind = src.Kind
-	case disposition.FieldRegion:
-		dst.Region = src.Region
-	case disposition.FieldMetro:
-		dst.Metro = src.Metro
-	case disposition.FieldSite:
-		dst.Site = src.Site
-	case disposition.FieldCluster:
-		dst.Cluster = src.Cluster
-	case disposition.FieldRack:
-		dst.Rack = src.Rack
-	case disposition.FieldTimezone:
-		dst.Timezone = src.Timezone
-	case disposition.FieldRole:
-		dst.Role = src.Role
-	case disposition.FieldPlatform:
-		dst.Platform = src.Platform
-	case disposition.FieldState:
-		dst.State = src.State
-	case disposition.FieldReleaseState:
-		dst.ReleaseState = src.ReleaseState
-	case disposition.FieldHealth:
-		dst.Health = src.Health
-	case disposition.FieldVersions:
-		dst.Versions = src.Versions
-	case disposition.FieldTraffic:
-		dst.TrafficGbps = src.TrafficGbps
-	case disposition.FieldCapacity:
-		dst.CapacityGbps = src.CapacityGbps
-	case disposition.FieldLabels:
-		dst.Labels = src.Labels
-	}
-}
-
 // fieldEqual reports whether a and b hold the same value of field f.
 func fieldEqual(a, b *disposition.Node, f disposition.Field) bool {
 	switch f {

@@ -299,7 +299,7 @@ func (a *Aggregator) copyObservation(o *Observation) *Observation {
 		if !o.Known.Has(f) {
 			continue
 		}
-		copyField(&c.Values, &o.Values, f)
+		disposition.CopyField(&c.Values, &o.Values, f)
 		if p := stringFieldPtr(&c.Values, f); p != nil {
 			*p = a.str(*p)
 		}
@@ -694,7 +694,7 @@ func (m *merger) mergeNode(id string, old *disposition.Node) *disposition.Node {
 				continue
 			}
 			e := ents[si]
-			copyField(n, &e.obs.Values, f)
+			disposition.CopyField(n, &e.obs.Values, f)
 			n.Provenance[f] = m.origin(si, e.firstSeen(f), a.srcs[si].failing, e.obs.Note)
 			break
 		}

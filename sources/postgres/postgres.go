@@ -332,44 +332,10 @@ func merge(a, b *sources.Observation) {
 				a.Version(k, v)
 			}
 		default:
-			copyField(&a.Values, &b.Values, f)
+			disposition.CopyField(&a.Values, &b.Values, f)
 		}
 	}
 	a.Known |= b.Known
-}
-
-// copyField copies field f from src to dst.
-func copyField(dst, src *disposition.Node, f disposition.Field) {
-	switch f {
-	case disposition.FieldKind:
-		dst.Kind = src.Kind
-	case disposition.FieldRegion:
-		dst.Region = src.Region
-	case disposition.FieldMetro:
-		dst.Metro = src.Metro
-	case disposition.FieldSite:
-		dst.Site = src.Site
-	case disposition.FieldCluster:
-		dst.Cluster = src.Cluster
-	case disposition.FieldRack:
-		dst.Rack = src.Rack
-	case disposition.FieldTimezone:
-		dst.Timezone = src.Timezone
-	case disposition.FieldRole:
-		dst.Role = src.Role
-	case disposition.FieldPlatform:
-		dst.Platform = src.Platform
-	case disposition.FieldState:
-		dst.State = src.State
-	case disposition.FieldReleaseState:
-		dst.ReleaseState = src.ReleaseState
-	case disposition.FieldHealth:
-		dst.Health = src.Health
-	case disposition.FieldTraffic:
-		dst.TrafficGbps = src.TrafficGbps
-	case disposition.FieldCapacity:
-		dst.CapacityGbps = src.CapacityGbps
-	}
 }
 
 // text renders a decoded column value as the text Observation.Set reads.
