@@ -138,6 +138,12 @@ func (s *Server) routeTable() []route {
 		{Method: "POST", Path: "/v1/formulas/diff", Scope: ScopeRead, h: s.handleFormulasDiff},
 		{Method: "POST", Path: "/v1/formulas/build", Scope: ScopeRollout, Audit: true, h: s.handleFormulasBuild},
 
+		{Method: "GET", Path: "/v1/trials", Scope: ScopeRead, h: s.handleTrials},
+		{Method: "GET", Path: "/v1/trials/{name}", Scope: ScopeRead, h: s.handleTrial},
+		{Method: "POST", Path: "/v1/trials/plan", Scope: ScopeRead, h: s.handleTrialPlan},
+		{Method: "POST", Path: "/v1/trials", Scope: ScopeRollout, Audit: true, h: s.handleApplyTrial},
+		{Method: "POST", Path: "/v1/trials/{name}/end", Scope: ScopeRollout, Audit: true, h: s.handleEndTrial},
+
 		{Method: "GET", Path: "/v1/audit", Scope: ScopeAdmin, h: s.handleAudit},
 	}
 }

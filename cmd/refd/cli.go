@@ -33,6 +33,7 @@ Query a running refd (flags -url and -token, or REFD_URL and REFD_TOKEN):
   refd rollout create -spec FILE | list | get ID | pause ID | resume ID | abort ID | rollback ID | promote ID
   refd formulas resolve (-node ID | -role R -release-state S) | diff FILE | build [-role R -release-state S]
   refd override set ID -owner O -reason R -ttl 24h [-state S] [-release-state S] | delete ID | list
+  refd trial plan [-fleet FILE] FILE... | apply FILE... | end NAME | list    GitOps trials (exit 2 invalid, 3 conflict)
 
 Tokens:
   refd token new [-name NAME] [-scopes read,write,rollout,admin]   a new secret and its config entry
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdFormulas(ctx, rest, stdout, getenv)
 	case "override":
 		err = cmdOverride(ctx, rest, stdout, getenv)
+	case "trial":
+		return cmdTrial(ctx, rest, stdout, stderr, getenv)
 	case "token":
 		err = cmdToken(rest, stdout)
 	case "help", "-h", "-help", "--help":
