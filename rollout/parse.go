@@ -461,6 +461,25 @@ func (d *decoder) spec(n *yaml.Node, s *Spec) error {
 				},
 			})
 		},
+		"failure": func(v *yaml.Node, f string) error {
+			fb := &s.Failure
+			return d.fields(v, f, map[string]handler{
+				"wave":           d.amountPtr(&fb.Wave),
+				"cluster":        d.amountPtr(&fb.Cluster),
+				"metro":          d.amountPtr(&fb.Metro),
+				"global":         d.amountPtr(&fb.Global),
+				"action":         d.str((*string)(&fb.Action)),
+				"rollback_batch": d.integer(&fb.RollbackBatch),
+			})
+		},
+		"gate": func(v *yaml.Node, f string) error {
+			g := &s.Gate
+			return d.fields(v, f, map[string]handler{
+				"min_healthy": d.duration(&g.MinHealthy),
+				"timeout":     d.duration(&g.Timeout),
+				"poll":        d.duration(&g.Poll),
+			})
+		},
 		"order": func(v *yaml.Node, f string) error {
 			return d.list(v, f, func(e *yaml.Node, f string) error {
 				var p Preference

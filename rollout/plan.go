@@ -259,6 +259,13 @@ func (p *planner) load() error {
 		return &SpecError{Field: "canary.where", Err: err}
 	}
 	canary := p.spec.Canary.Count > 0
+	var omit map[string]struct{}
+	if len(p.spec.Omit) > 0 {
+		omit = make(map[string]struct{}, len(p.spec.Omit))
+		for _, id := range p.spec.Omit {
+			omit[id] = struct{}{}
+		}
+	}
 
 	var ids [numLevels]map[string]int32
 	var last [numLevels]string
@@ -307,7 +314,8 @@ func (p *planner) load() error {
 				m.traffic += n.TrafficGbps
 			}
 		}
-		if sel.Match(n) && !(exc != nil && exc.Match(n)) {
+		_, omitted := omit[n.ID]
+		if !omitted && sel.Match(n) && !(exc != nil && exc.Match(n)) {
 			m.cands = append(m.cands, int32(len(p.tg)))
 			p.tg = append(p.tg, target{
 				id: n.ID, dom: dom, cap: n.CapacityGbps, rank: uint32(p.prefs.rank(n)),

@@ -93,6 +93,14 @@ type Spec struct {
 	Growth Growth `json:"growth"`
 	// Order lists ordering preferences, most important first.
 	Order []Preference `json:"order,omitempty"`
+	// Failure sets the failure budgets the Runner enforces.
+	Failure Failure `json:"failure,omitzero"`
+	// Gate is the Runner's health gate after each wave.
+	Gate Gate `json:"gate,omitzero"`
+	// Omit lists server IDs that are not targets whatever Select says.
+	// The Runner sets it to re-plan what is left of a rollout; it has no
+	// YAML key.
+	Omit []string `json:"omit,omitempty"`
 }
 
 // Amount is a count of servers or a percentage.
@@ -580,6 +588,12 @@ func (s *Spec) compile() (*compiled, error) {
 		}
 	}
 	if err := s.Growth.check(); err != nil {
+		return nil, err
+	}
+	if err := s.Failure.check(); err != nil {
+		return nil, err
+	}
+	if err := s.Gate.check(); err != nil {
 		return nil, err
 	}
 	for i, p := range s.Order {
