@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/fleetkit/fleetkit/disposition"
 	"github.com/fleetkit/fleetkit/formulas"
 	"github.com/fleetkit/fleetkit/formulas/gitrepo"
+	"github.com/fleetkit/fleetkit/trials"
 )
 
 // FormulasConfig configures a FormulasService (the formulas section of
@@ -30,25 +32,37 @@ type FormulasConfig struct {
 }
 
 // FormulasService answers the /v1/formulas routes from a control file and
-// its lock with package formulas.
+// its lock with package formulas. It serves the release state of every
+// trial in force beside the control file's own (SetTrials).
 type FormulasService struct {
-	ctl     *formulas.Control
+	file    string // the control file's path, for errors and relative repos
+	source  []byte // its text
 	opts    formulas.ResolveOptions
 	builder *formulas.Builder
+
+	mu  sync.RWMutex
+	ctl *formulas.Control // source plus the trials' states
 }
 
-var _ Formulas = (*FormulasService)(nil)
+var (
+	_ Formulas      = (*FormulasService)(nil)
+	_ TrialFormulas = (*FormulasService)(nil)
+)
 
 // NewFormulasService reads the control file and lock of cfg.
 func NewFormulasService(ctx context.Context, cfg FormulasConfig) (*FormulasService, error) {
 	if cfg.Control == "" {
 		return nil, errors.New("control: required")
 	}
-	ctl, err := formulas.ParseFile(cfg.Control)
+	source, err := os.ReadFile(cfg.Control)
+	if err != nil {
+		return nil, fmt.Errorf("formulas: %w", err)
+	}
+	ctl, err := formulas.Parse(cfg.Control, source)
 	if err != nil {
 		return nil, err
 	}
-	s := &FormulasService{ctl: ctl, opts: formulas.ResolveOptions{Frozen: cfg.Frozen}}
+	s := &FormulasService{file: cfg.Control, source: source, ctl: ctl, opts: formulas.ResolveOptions{Frozen: cfg.Frozen}}
 	if cfg.Lock != "" {
 		l, err := formulas.ReadLock(cfg.Lock)
 		switch {
@@ -75,6 +89,34 @@ func NewFormulasService(ctx context.Context, cfg FormulasConfig) (*FormulasServi
 	return s, nil
 }
 
+// control returns the control file in force, trials' states included.
+func (s *FormulasService) control() *formulas.Control {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ctl
+}
+
+// TrialInput returns the control file as trials.Plan reads it.
+func (s *FormulasService) TrialInput() *trials.FormulasInput {
+	return &trials.FormulasInput{File: s.file, Control: s.source, Resolve: s.opts}
+}
+
+// SetTrials makes the release states served those of the control file
+// plus one per trial in ts. On error nothing changes.
+func (s *FormulasService) SetTrials(ctx context.Context, ts []*trials.Trial) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctl, err := trials.WithTrialStates(s.file, s.source, ts...)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.ctl = ctl
+	s.mu.Unlock()
+	return nil
+}
+
 // requestErr marks errors about the control file, the lock or the
 // request as the request's fault.
 func requestErr(err error) error {
@@ -90,7 +132,7 @@ func requestErr(err error) error {
 
 // Resolve returns the environment of role in a release state.
 func (s *FormulasService) Resolve(ctx context.Context, role, releaseState string) (any, error) {
-	env, err := formulas.Resolve(ctx, s.ctl, role, releaseState, s.opts)
+	env, err := formulas.Resolve(ctx, s.control(), role, releaseState, s.opts)
 	if err != nil {
 		return nil, requestErr(err)
 	}
@@ -104,7 +146,7 @@ func (s *FormulasService) Diff(ctx context.Context, name string, control []byte,
 	if err != nil {
 		return nil, requestErr(err)
 	}
-	d, err := formulas.DiffControls(ctx, s.ctl, other, s.opts)
+	d, err := formulas.DiffControls(ctx, s.control(), other, s.opts)
 	if err != nil {
 		return nil, requestErr(err)
 	}
@@ -121,7 +163,7 @@ func (s *FormulasService) Build(ctx context.Context, role, releaseState string) 
 		return nil, fmt.Errorf("%w: building needs formulas.root set and frozen off", ErrFormulaRequest)
 	}
 	if role == "" {
-		res, err := formulas.ResolveAll(ctx, s.ctl, s.opts)
+		res, err := formulas.ResolveAll(ctx, s.control(), s.opts)
 		if err != nil {
 			return nil, requestErr(err)
 		}
@@ -131,7 +173,7 @@ func (s *FormulasService) Build(ctx context.Context, role, releaseState string) 
 		}
 		return built, nil
 	}
-	env, err := formulas.Resolve(ctx, s.ctl, role, releaseState, s.opts)
+	env, err := formulas.Resolve(ctx, s.control(), role, releaseState, s.opts)
 	if err != nil {
 		return nil, requestErr(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/fleetkit/fleetkit/disposition"
+	"github.com/fleetkit/fleetkit/trials"
 )
 
 // Formulas answers the /v1/formulas routes: the seam to package formulas
@@ -21,6 +22,19 @@ type Formulas interface {
 	// Build materialises the environment of a role and release state, or
 	// every environment when both are empty.
 	Build(ctx context.Context, role, releaseState string) (any, error)
+}
+
+// TrialFormulas is implemented by a Formulas that can serve trials'
+// release states (FormulasService does). With it, a trial's dry run shows
+// the environments its servers move between, a trial whose formula
+// overrides do not resolve is refused, and while a trial is in force its
+// release state resolves to the trial's formula versions.
+type TrialFormulas interface {
+	// TrialInput returns the control file the trials are planned against.
+	TrialInput() *trials.FormulasInput
+	// SetTrials makes the served release states the control file's plus
+	// one per trial in ts; on error nothing changes.
+	SetTrials(ctx context.Context, ts []*trials.Trial) error
 }
 
 // ErrFormulaRequest is wrapped by Formulas errors that are the request's
@@ -69,6 +83,9 @@ func (s *Server) handleFormulasResolve(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
+	if err := s.trialFormulasServed(r.Context()); err != nil {
+		return err
+	}
 	env, err := s.cfg.Formulas.Resolve(r.Context(), role, state)
 	if err != nil {
 		return formulasErr(err)
@@ -104,6 +121,9 @@ func (s *Server) handleFormulasBuild(w http.ResponseWriter, r *http.Request) err
 	role, state := v.Get("role"), v.Get("release_state")
 	if (role == "") != (state == "") {
 		return badRequest("role", "give role and release_state together, or neither to build every environment")
+	}
+	if err := s.trialFormulasServed(r.Context()); err != nil {
+		return err
 	}
 	res, err := s.cfg.Formulas.Build(r.Context(), role, state)
 	if err != nil {

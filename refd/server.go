@@ -38,6 +38,9 @@ type Server struct {
 	answers respCache
 	ready   atomic.Bool // latched on the first successful authoritative fetch
 	closing atomic.Bool
+	// trialsServed says the Formulas serve the states of the trials in
+	// force (syncTrialFormulas); until then formulas routes sync first.
+	trialsServed atomic.Bool
 
 	mu      sync.Mutex
 	addr    net.Addr

@@ -91,7 +91,50 @@ func (s *Server) planTrial(ctx context.Context, t *trials.Trial) (*trials.TrialP
 			active = append(active, trials.Active{Name: rec.Name, Servers: rec.Servers})
 		}
 	}
-	return trials.Plan(ctx, t, s.cfg.Index.Snapshot(), trials.Options{Active: active, Now: now})
+	opts := trials.Options{Active: active, Now: now}
+	if tf, ok := s.cfg.Formulas.(TrialFormulas); ok {
+		opts.Formulas = tf.TrialInput()
+	}
+	return trials.Plan(ctx, t, s.cfg.Index.Snapshot(), opts)
+}
+
+// syncTrialFormulas makes the Formulas serve the release state of every
+// trial in force (a no-op when they cannot serve trials).
+func (s *Server) syncTrialFormulas(ctx context.Context) error {
+	tf, ok := s.cfg.Formulas.(TrialFormulas)
+	if !ok {
+		return nil
+	}
+	all, err := s.cfg.Store.Trials(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	var ts []*trials.Trial
+	for _, rec := range all {
+		if !rec.inForce(now) {
+			continue
+		}
+		t, err := trials.Parse(rec.File, []byte(rec.Source))
+		if err != nil {
+			return fmt.Errorf("trial %s as stored: %w", rec.Name, err)
+		}
+		ts = append(ts, t)
+	}
+	if err := tf.SetTrials(ctx, ts); err != nil {
+		return err
+	}
+	s.trialsServed.Store(true)
+	return nil
+}
+
+// trialFormulasServed syncs the trials' formula states once, before the
+// first formulas request of a server started over trials in force.
+func (s *Server) trialFormulasServed(ctx context.Context) error {
+	if s.trialsServed.Load() {
+		return nil
+	}
+	return s.syncTrialFormulas(ctx)
 }
 
 func (s *Server) handleTrialPlan(w http.ResponseWriter, r *http.Request) error {
@@ -183,6 +226,11 @@ func (s *Server) handleApplyTrial(w http.ResponseWriter, r *http.Request) error 
 		s.writeJSON(w, r, http.StatusOK, TrialApplyResult{Trial: same, Unchanged: true})
 		return nil
 	}
+	// The trial's formula state is served before its servers move to it.
+	if err := s.syncTrialFormulas(ctx); err != nil {
+		s.undoTrial(r, rec)
+		return trialErr(err)
+	}
 	if err := s.setTrialOverrides(ctx, t, rec, who); err != nil {
 		s.undoTrial(r, rec)
 		return err
@@ -271,6 +319,9 @@ func (s *Server) undoTrial(r *http.Request, rec *TrialRecord) {
 	if err := s.cfg.Store.DeleteTrial(ctx, rec.Name); err != nil {
 		s.log.ErrorContext(ctx, "undo trial record", "trial", rec.Name, "err", err)
 	}
+	if err := s.syncTrialFormulas(ctx); err != nil {
+		s.log.ErrorContext(ctx, "undo trial formulas", "trial", rec.Name, "err", err)
+	}
 }
 
 func (s *Server) handleEndTrial(w http.ResponseWriter, r *http.Request) error {
@@ -320,7 +371,14 @@ func (s *Server) endTrial(r *http.Request, rec *TrialRecord, state TrialState, w
 		}
 	}
 	rec.State, rec.EndedBy, rec.EndedAt = state, who, s.cfg.Now().UTC()
-	return s.cfg.Store.PutTrial(ctx, rec)
+	if err := s.cfg.Store.PutTrial(ctx, rec); err != nil {
+		return err
+	}
+	// The servers have left the trial's state: stop serving it.
+	if err := s.syncTrialFormulas(ctx); err != nil {
+		s.log.ErrorContext(ctx, "trial formulas after end", "trial", rec.Name, "err", err)
+	}
+	return nil
 }
 
 // expireTrials ends the trials whose expiry has passed. Their overrides

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetkit/fleetkit/disposition"
+	"github.com/fleetkit/fleetkit/formulas"
 	"github.com/fleetkit/fleetkit/sources/overrides"
 	"github.com/fleetkit/fleetkit/trials"
 )
@@ -207,4 +211,73 @@ func TestTrialsAPIExpiry(t *testing.T) {
 	entries, err := e.store.Audit(t.Context(), 10, 0)
 	require.NoError(t, err)
 	require.Equal(t, "trial expired", entries[0].Action)
+}
+
+// TestTrialsAPIFormulas checks that a trial's formula overrides become its
+// own release state while it is in force, and only then.
+func TestTrialsAPIFormulas(t *testing.T) {
+	repo := gitRepo(t)
+	control := filepath.Join(t.TempDir(), "formulas.yaml")
+	text := "formulas:\n  nginx: {repo: " + repo + ", subdir: nginx}\nroles: [edge, mid, shield, dns]\nstates:\n  ga:\n    nginx: v1.0.0\n  nrt:\n    inherit: ga\n"
+	require.NoError(t, os.WriteFile(control, []byte(text), 0o644))
+	svc, err := NewFormulasService(t.Context(), FormulasConfig{Control: control})
+	require.NoError(t, err)
+	e := newTestEnv(t, 300, func(c *Config) {
+		c.Planner = RolloutPlanner()
+		c.Formulas = svc
+		c.MaxBodyBytes = 64 << 10
+	})
+	cluster := e.nodes[0].Cluster
+	resolve := func(state string) resp {
+		return e.do("GET", "/v1/formulas/resolve?role=edge&release_state="+state, ScopeRead, "")
+	}
+	pinRef := func(r resp) string {
+		t.Helper()
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		var env struct {
+			Name string
+			Pins []struct{ Formula, Ref string }
+		}
+		require.NoError(t, json.Unmarshal(r.body, &env))
+		require.Len(t, env.Pins, 1)
+		return env.Name + " " + env.Pins[0].Ref
+	}
+
+	// A formula the control file lacks is refused, naming the line.
+	bad := trialFile("f1", cluster, 100, "formulas:\n  bind: v9.0.0\n")
+	r := e.do("POST", "/v1/trials?file=trials/f1.yaml", ScopeRollout, bad)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s", r.body)
+	require.Contains(t, r.apiError(t).Message, `trials/f1.yaml:11: formulas.bind: no formula "bind"`)
+	require.Equal(t, http.StatusUnprocessableEntity, resolve("trial-f1").status)
+
+	file := trialFile("f1", cluster, 100, "inherit: nrt\nformulas:\n  nginx: v1.1.0\n")
+	r = e.do("POST", "/v1/trials/plan?file=trials/f1.yaml", ScopeRead, file)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	var p trials.TrialPlan
+	require.NoError(t, json.Unmarshal(r.body, &p))
+	require.NotEmpty(t, p.Environments)
+	for _, c := range p.Environments {
+		require.Equal(t, formulas.EnvName(c.Role, "trial-f1"), c.After)
+		require.Empty(t, c.Error)
+	}
+	require.Equal(t, http.StatusUnprocessableEntity, resolve("trial-f1").status, "a dry run served the state")
+
+	r = e.do("POST", "/v1/trials?file=trials/f1.yaml", ScopeRollout, file)
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+	require.Equal(t, "edge-trial-f1 v1.1.0", pinRef(resolve("trial-f1")))
+	require.Equal(t, "edge-nrt v1.0.0", pinRef(resolve("nrt")), "the trial changed another state")
+
+	// A restarted server serves the trials in force from its store.
+	again, err := NewFormulasService(t.Context(), FormulasConfig{Control: control})
+	require.NoError(t, err)
+	srv2, err := New(Config{Index: e.ix, Store: e.store, Tokens: testTokens(), Overrides: e.ov, Formulas: again})
+	require.NoError(t, err)
+	e2 := &testEnv{t: t, ts: httptest.NewServer(srv2)}
+	defer e2.ts.Close()
+	require.Equal(t, "edge-trial-f1 v1.1.0", pinRef(e2.do("GET", "/v1/formulas/resolve?role=edge&release_state=trial-f1", ScopeRead, "")))
+
+	r = e.do("POST", "/v1/trials/f1/end", ScopeRollout, "")
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	require.Equal(t, http.StatusUnprocessableEntity, resolve("trial-f1").status, "the ended trial's state is still served")
+	require.Equal(t, "edge-nrt v1.0.0", pinRef(resolve("nrt")))
 }

@@ -53,25 +53,20 @@ type FormulaChange struct {
 // t.Formulas. Formulas unknown to the control file and an unknown
 // inherited state are *Error values naming the trial file's line.
 func WithTrialState(file string, control []byte, t *Trial) (*formulas.Control, error) {
+	return WithTrialStates(file, control, t)
+}
+
+// WithTrialStates is WithTrialState for every trial in ts at once, as a
+// daemon serving several trials in force needs: each trial's state is
+// added in the order given. Two trials of one name are an error.
+func WithTrialStates(file string, control []byte, ts ...*Trial) (*formulas.Control, error) {
 	base, err := formulas.Parse(file, control)
 	if err != nil {
 		return nil, fmt.Errorf("trials: %w", err)
 	}
-	if _, ok := base.State(t.Inherit); !ok {
-		return nil, t.errorf("inherit", "no release state %q in %s", t.Inherit, file)
+	if len(ts) == 0 {
+		return base, nil
 	}
-	if _, ok := base.State(t.ReleaseState()); ok {
-		return nil, t.errorf("name", "%s already declares release state %q", file, t.ReleaseState())
-	}
-	names := make([]string, 0, len(t.Formulas))
-	for f := range t.Formulas {
-		if _, ok := base.Formula(f); !ok {
-			return nil, t.errorf("formulas."+f, "no formula %q in %s", f, file)
-		}
-		names = append(names, f)
-	}
-	slices.Sort(names)
-
 	var doc yaml.Node
 	if err := yaml.Unmarshal(control, &doc); err != nil || len(doc.Content) == 0 {
 		return nil, fmt.Errorf("trials: %s: %v", file, err)
@@ -87,19 +82,40 @@ func WithTrialState(file string, control []byte, t *Trial) (*formulas.Control, e
 		return nil, fmt.Errorf("trials: %s: no states mapping", file)
 	}
 	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
-	body := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{str("inherit"), str(t.Inherit)}}
-	for _, f := range names {
-		body.Content = append(body.Content, str(f), str(t.Formulas[f]))
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if _, ok := base.State(t.Inherit); !ok {
+			return nil, t.errorf("inherit", "no release state %q in %s", t.Inherit, file)
+		}
+		if _, ok := base.State(t.ReleaseState()); ok || seen[t.ReleaseState()] {
+			return nil, t.errorf("name", "%s already declares release state %q", file, t.ReleaseState())
+		}
+		seen[t.ReleaseState()] = true
+		names := make([]string, 0, len(t.Formulas))
+		for f := range t.Formulas {
+			if _, ok := base.Formula(f); !ok {
+				return nil, t.errorf("formulas."+f, "no formula %q in %s", f, file)
+			}
+			names = append(names, f)
+		}
+		slices.Sort(names)
+		body := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{str("inherit"), str(t.Inherit)}}
+		for _, f := range names {
+			body.Content = append(body.Content, str(f), str(t.Formulas[f]))
+		}
+		states.Content = append(states.Content, str(t.ReleaseState()), body)
 	}
 	states.Style = 0 // block style, whatever the file used
-	states.Content = append(states.Content, str(t.ReleaseState()), body)
 	out, err := yaml.Marshal(&doc)
 	if err != nil {
 		return nil, fmt.Errorf("trials: %s: encode: %w", file, err)
 	}
 	ctl, err := formulas.Parse(file, out)
 	if err != nil {
-		return nil, t.errorf("formulas", "with %s: %v", file, err)
+		if len(ts) == 1 {
+			return nil, ts[0].errorf("formulas", "with %s: %v", file, err)
+		}
+		return nil, fmt.Errorf("trials: %s with the trials' states: %w", file, err)
 	}
 	return ctl, nil
 }

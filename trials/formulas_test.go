@@ -126,3 +126,39 @@ func TestWithTrialStateErrors(t *testing.T) {
 	pin, _ = env.Pin("app")
 	require.Equal(t, commit("e"), pin.Commit)
 }
+
+func TestWithTrialStates(t *testing.T) {
+	parse := func(name, extra string) *Trial {
+		t.Helper()
+		tr, err := Parse(name+".yaml", []byte("name: "+name+"\nowner: me\nexpiry: 2030-07-01\ntargets: {servers: [a], max: 1}\n"+extra))
+		require.NoError(t, err)
+		return tr
+	}
+	x := parse("x", "formulas: {nginx: v1.4.0}\ninherit: nrt\n")
+	y := parse("y", "formulas: {app: v3.2.0}\n")
+
+	ctl, err := WithTrialStates("formulas.yaml", []byte(testControl), x, y)
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		state, formula, commit string
+	}{
+		{"trial-x", "nginx", commit("a")},
+		{"trial-x", "app", commit("e")}, // inherited from nrt
+		{"trial-y", "app", commit("d")},
+	} {
+		env, err := formulas.Resolve(ctx, ctl, "edge", tc.state, formulas.ResolveOptions{Repos: testRepos})
+		require.NoError(t, err, tc.state)
+		pin, ok := env.Pin(tc.formula)
+		require.True(t, ok, "%s %s", tc.state, tc.formula)
+		require.Equal(t, tc.commit, pin.Commit, "%s %s", tc.state, tc.formula)
+	}
+
+	none, err := WithTrialStates("formulas.yaml", []byte(testControl))
+	require.NoError(t, err)
+	_, ok := none.State("trial-x")
+	require.False(t, ok)
+
+	_, err = WithTrialStates("formulas.yaml", []byte(testControl), x, parse("x", ""))
+	require.ErrorContains(t, err, `x.yaml:1: name: formulas.yaml already declares release state "trial-x"`)
+}
