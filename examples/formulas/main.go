@@ -22,6 +22,7 @@ import (
 
 	"github.com/fleetkit/fleetkit/formulas"
 	"github.com/fleetkit/fleetkit/formulas/gitrepo"
+	"github.com/fleetkit/fleetkit/testkit/saltrepo"
 )
 
 func main() {
@@ -31,53 +32,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "formulas:", err)
 		os.Exit(1)
 	}
-}
-
-// gitEnv isolates git from the machine's and the user's configuration.
-func gitEnv(home string) []string {
-	return []string{
-		"GIT_CONFIG_NOSYSTEM=1", "HOME=" + home, "XDG_CONFIG_HOME=" + home,
-		"GIT_CONFIG_GLOBAL=" + filepath.Join(home, ".gitconfig"), "GIT_TERMINAL_PROMPT=0",
-		"GIT_AUTHOR_NAME=fleetkit", "GIT_AUTHOR_EMAIL=fleetkit@example.net",
-		"GIT_COMMITTER_NAME=fleetkit", "GIT_COMMITTER_EMAIL=fleetkit@example.net",
-		"GIT_AUTHOR_DATE=2026-01-05T12:00:00Z", "GIT_COMMITTER_DATE=2026-01-05T12:00:00Z",
-	}
-}
-
-// makeRepo creates a formula repository whose releases are tags, each
-// commit changing the formula's init.sls.
-func makeRepo(ctx context.Context, dir, home, formula string, tags ...string) error {
-	git := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), gitEnv(home)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Join(dir, formula), 0o755); err != nil {
-		return err
-	}
-	if err := git("-c", "init.defaultBranch=main", "init", "--quiet"); err != nil {
-		return err
-	}
-	for _, tag := range tags {
-		sls := fmt.Sprintf("%s-package:\n  pkg.installed:\n    - name: %s\n    - version: %s\n", formula, formula, strings.TrimPrefix(tag, "v"))
-		if err := os.WriteFile(filepath.Join(dir, formula, "init.sls"), []byte(sls), 0o644); err != nil {
-			return err
-		}
-		if err := git("add", "-A"); err != nil {
-			return err
-		}
-		if err := git("commit", "--quiet", "-m", formula+" "+tag); err != nil {
-			return err
-		}
-		if err := git("tag", tag); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 const control = `formulas:
@@ -105,15 +59,13 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	home := filepath.Join(dir, "home")
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return err
-	}
-	if err := makeRepo(ctx, filepath.Join(dir, "repos", "nginx-formula"), home, "nginx", "v1.4.0", "v1.4.1", "v1.5.0-rc.1"); err != nil {
-		return err
-	}
-	if err := makeRepo(ctx, filepath.Join(dir, "repos", "cdn-app-formula"), home, "cdn-app", "v3.2.0", "v3.3.0-rc.2"); err != nil {
-		return err
+	for _, f := range []saltrepo.Formula{
+		{Name: "nginx", Releases: []string{"v1.4.0", "v1.4.1", "v1.5.0-rc.1"}},
+		{Name: "cdn-app", Releases: []string{"v3.2.0", "v3.3.0-rc.2"}},
+	} {
+		if _, err := saltrepo.Create(ctx, filepath.Join(dir, "repos", f.Name+"-formula"), f); err != nil {
+			return err
+		}
 	}
 	ctlPath := filepath.Join(dir, "formulas.yaml")
 	if err := os.WriteFile(ctlPath, []byte(control), 0o644); err != nil {
@@ -124,7 +76,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	repos, err := gitrepo.New(gitrepo.Config{MirrorDir: filepath.Join(dir, "mirrors"), Env: gitEnv(home)})
+	repos, err := gitrepo.New(gitrepo.Config{MirrorDir: filepath.Join(dir, "mirrors"), Env: saltrepo.Env()})
 	if err != nil {
 		return err
 	}
