@@ -46,7 +46,9 @@ type SaltOptions struct {
 // patterns) or list; minions of down nodes do not answer, as if they timed
 // out. Client "runner" with fun cache.grains returns the master's cached
 // grains of every targeted minion, down or not. A missing, wrong or
-// expired token is answered 401.
+// expired token is answered 401. Client "local_async" starts jobs that
+// GET /jobs/<jid> and the jobs runner report on, and tgt_type compound
+// takes L@ lists and globs joined by "or" (see SetStateRun and Jobs).
 //
 // Each minion's grains: id, fqdn, host, domain, nodename, os "Debian",
 // os_family, osrelease, osmajorrelease, oscodename, kernel, cpuarch,
@@ -62,6 +64,8 @@ type Salt struct {
 
 	mu     sync.Mutex
 	tokens map[string]time.Time
+
+	jobs saltJobs // local_async jobs: salt_state.go
 }
 
 // NewSalt returns a salt-api fake serving f.
@@ -166,6 +170,10 @@ func readLowstate(r *http.Request) ([]map[string]any, error) {
 }
 
 func (s *Salt) handle(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && (r.URL.Path == "/jobs" || strings.HasPrefix(r.URL.Path, "/jobs/")) {
+		s.serveJobs(w, r)
+		return
+	}
 	if r.Method != http.MethodPost {
 		if r.URL.Path == "/" && r.Method == http.MethodGet {
 			writeJSON(w, http.StatusOK, map[string]any{"return": "Welcome", "clients": []string{"local", "local_async", "runner", "runner_async", "wheel"}})
@@ -253,6 +261,8 @@ func (s *Salt) targets(c map[string]any) ([]int, error) {
 				out = append(out, i)
 			}
 		}
+	case "compound":
+		return s.compound(tgt)
 	case "list":
 		names := strings.Split(tgt, ",")
 		for i, id := range s.ids {
@@ -284,6 +294,10 @@ func (s *Salt) call(c map[string]any) (any, int, string) {
 		for _, i := range idx {
 			res[s.ids[i]] = s.grains[i]
 		}
+	case client == "local_async":
+		return s.localAsync(c, idx), 0, ""
+	case client == "runner" && strings.HasPrefix(fun, "jobs."):
+		return s.jobsRunner(c)
 	case client == "local":
 		for _, i := range idx {
 			if s.down[i] {
