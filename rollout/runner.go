@@ -32,6 +32,9 @@ const (
 	DefaultDeployAttempts = 3
 	DefaultDeployBackoff  = 10 * time.Second
 	maxDeployBackoff      = 10 * time.Minute
+	// startSlack is how long after its planned start a wave may begin
+	// without being re-planned as late: the planner's resolution.
+	startSlack = time.Second
 )
 
 // Runner errors.
@@ -453,7 +456,11 @@ func (r *Runner) step(ctx context.Context, id string, d *driver) (bool, error) {
 	snap := r.cfg.Fleet.Snapshot()
 	now = r.clock.Now()
 	next := st.Remaining[0]
-	late := now.After(next.Start)
+	// Plans are in whole seconds, and a real clock wakes a sleeper a
+	// little after the time it asked for: a wave begun within a second of
+	// its start is on time, or every wake-up would re-plan it a second
+	// later, for ever.
+	late := now.After(next.Start.Add(startSlack))
 	if !d.valid || d.validVersion != snap.Version() || !slices.EqualFunc(d.validBlackouts, live, equalBlackout) || late {
 		// The reason is worded from the log, not from this runner's
 		// memory, so that a restarted runner records the same.
