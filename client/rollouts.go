@@ -31,26 +31,58 @@ type Rollout struct {
 	WavesDone    int             `json:"waves_done"`
 	IndexVersion uint64          `json:"index_version"`
 	Plan         json.RawMessage `json:"plan,omitempty"`
-	Events       []RolloutEvent  `json:"events"`
+	// Reason, PauseCause, the server counts and RunnerSeq are set by a
+	// server with a rollout runner: why the rollout is paused, aborted or
+	// rolled back; what paused it (operator, budget, deploy, plan); the
+	// servers deployed, failed (against the budgets), planned and rolled
+	// back; and the last runner event in Events.
+	Reason     string         `json:"reason,omitempty"`
+	PauseCause string         `json:"pause_cause,omitempty"`
+	Deployed   int            `json:"deployed"`
+	Failed     int            `json:"failed"`
+	Planned    int            `json:"planned"`
+	RolledBack int            `json:"rolled_back"`
+	RunnerSeq  uint64         `json:"runner_seq,omitempty"`
+	Events     []RolloutEvent `json:"events"`
 }
 
-// RolloutEvent is one step of a rollout's history.
+// RolloutEvent is one step of a rollout's history: an operator's request,
+// or (Who "refd-runner", with Seq) an event of the runner's log.
 type RolloutEvent struct {
-	At     time.Time `json:"at"`
-	Who    string    `json:"who"`
-	Action string    `json:"action"`
-	From   string    `json:"from,omitempty"`
-	To     string    `json:"to"`
+	At      time.Time `json:"at"`
+	Who     string    `json:"who"`
+	Action  string    `json:"action"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to"`
+	Seq     uint64    `json:"seq,omitempty"`
+	Wave    int       `json:"wave,omitempty"`
+	Batch   int       `json:"batch,omitempty"`
+	Server  string    `json:"server,omitempty"`
+	Servers int       `json:"servers,omitempty"`
+	Failed  int       `json:"failed,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	Cause   string    `json:"cause,omitempty"`
+	Error   string    `json:"error,omitempty"`
 }
 
-// The actions of RolloutAction.
+// The actions of RolloutAction. Skip and Pin take a server
+// (RolloutCommand) and need a server with a rollout runner.
 const (
 	Pause    = "pause"
 	Resume   = "resume"
 	Abort    = "abort"
 	Rollback = "rollback"
 	Promote  = "promote"
+	Skip     = "skip"
+	Pin      = "pin"
 )
+
+// RolloutCommand is the body of a rollout action: the operator's reason,
+// recorded in the runner's log, and the server of Skip and Pin.
+type RolloutCommand struct {
+	Server string `json:"server,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
 
 func startQuery(start time.Time) url.Values {
 	if start.IsZero() {
@@ -106,6 +138,31 @@ func (c *Client) RolloutAction(ctx context.Context, id, action string) (*Rollout
 		return nil, err
 	}
 	return &r, nil
+}
+
+// RolloutCommand applies an action with a reason, or Skip or Pin of
+// cmd.Server, to a rollout and returns it as it is after.
+func (c *Client) RolloutCommand(ctx context.Context, id, action string, cmd RolloutCommand) (*Rollout, error) {
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	var r Rollout
+	if _, err := c.do(ctx, "POST", "/v1/rollouts/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, body, "application/json", nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// SkipServer leaves a server out of the rest of a rollout.
+func (c *Client) SkipServer(ctx context.Context, id, server, reason string) (*Rollout, error) {
+	return c.RolloutCommand(ctx, id, Skip, RolloutCommand{Server: server, Reason: reason})
+}
+
+// PinServer leaves a server out of the rest of a rollout and out of any
+// rollback: it keeps the version it has.
+func (c *Client) PinServer(ctx context.Context, id, server, reason string) (*Rollout, error) {
+	return c.RolloutCommand(ctx, id, Pin, RolloutCommand{Server: server, Reason: reason})
 }
 
 // FormulaTarget names what to resolve formulas for: a node, or a role and

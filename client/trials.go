@@ -53,9 +53,34 @@ type TrialPlan struct {
 	Expiry       time.Time         `json:"expiry"`
 	RolloutSpec  string            `json:"rollout_spec,omitempty"`
 	// Rollout is the rollout plan as package rollout encodes it.
-	Rollout      json.RawMessage `json:"rollout,omitempty"`
-	Environments json.RawMessage `json:"environments,omitempty"`
-	Conflicts    []TrialConflict `json:"conflicts,omitempty"`
+	Rollout json.RawMessage `json:"rollout,omitempty"`
+	// Environments are the formula environments the servers move
+	// between, when the server has formulas.
+	Environments []TrialEnvironment `json:"environments,omitempty"`
+	Conflicts    []TrialConflict    `json:"conflicts,omitempty"`
+}
+
+// TrialEnvironment is the move of the servers of one role and previous
+// release state from their formula environment to the trial's.
+type TrialEnvironment struct {
+	Role    string `json:"role"`
+	From    string `json:"from"`
+	Servers int    `json:"servers"`
+	// Before is "" when the servers had no environment.
+	Before string `json:"before,omitempty"`
+	After  string `json:"after"`
+	// Formulas are the formulas whose pin changes.
+	Formulas []TrialFormulaChange `json:"formulas,omitempty"`
+	// Error says why the trial's environment does not resolve.
+	Error string `json:"error,omitempty"`
+}
+
+// TrialFormulaChange is one formula's pin before and after, each
+// "spec@commit", or "" when the environment lacks the formula.
+type TrialFormulaChange struct {
+	Formula string `json:"formula"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
 }
 
 // TrialApplied is the answer of ApplyTrial.

@@ -47,9 +47,11 @@ type Config struct {
 	// Planner plans rollout specs. Nil: the rollout routes that plan
 	// answer 501.
 	Planner Planner
-	// Runner drives created rollouts. Nil: rollouts are recorded and
-	// their state machine (pause, resume, abort, rollback, promote) is
-	// kept in Store, but nothing is deployed.
+	// Runner drives created rollouts (NewRolloutRunner), while Run or
+	// Serve runs; each rollout's record in Store is then a view of the
+	// runner's log. Nil: rollouts are recorded and their state machine
+	// (pause, resume, abort, rollback, promote) is kept in Store, but
+	// nothing is deployed, and skip and pin answer 501.
 	Runner Runner
 	// Formulas answers the /v1/formulas routes. Nil: they answer 501.
 	Formulas Formulas

@@ -21,10 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetkit/fleetkit/disposition"
+	"github.com/fleetkit/fleetkit/rollout"
+	"github.com/fleetkit/fleetkit/rollout/boltstore"
 	"github.com/fleetkit/fleetkit/sources"
 	"github.com/fleetkit/fleetkit/sources/file"
 	"github.com/fleetkit/fleetkit/sources/overrides"
 	"github.com/fleetkit/fleetkit/testkit/fleet"
+	"github.com/fleetkit/fleetkit/testkit/saltrepo"
 )
 
 // Demo defaults.
@@ -32,6 +35,9 @@ const (
 	DefaultDemoSize    = 20_000
 	DefaultDemoSeed    = 1
 	DefaultDemoDataDir = ".fleetkit/demo"
+	// DefaultDemoDeployFailureRate is the share of servers a simulated
+	// deploy fails.
+	DefaultDemoDeployFailureRate = 0.005
 )
 
 // The files of a demo data directory.
@@ -39,7 +45,13 @@ const (
 	DemoInventoryFile = "inventory.csv"      // the generated fleet, the authoritative source
 	DemoStoreFile     = "refd.db"            // the store
 	DemoTokenFile     = "admin-token.sha256" // the admin token's hash
+	DemoRolloutsFile  = "rollouts.db"        // the rollout runner's event logs
+	DemoDeploysFile   = "deploys.json"       // the versions the simulated deployer deployed
 )
+
+// DemoDeploysSource is the name of the demo's source of deployed
+// versions: provenance names it for the versions its deployer set.
+const DemoDeploysSource = "deploys"
 
 // DemoConfig configures NewDemo.
 type DemoConfig struct {
@@ -56,14 +68,28 @@ type DemoConfig struct {
 	Logger *slog.Logger
 	// Registry receives the metrics; nil means the server's own.
 	Registry *prometheus.Registry
-	// Now is the clock of the simulated traffic; nil means time.Now.
+	// Now is the clock of the server and the simulated traffic; nil
+	// means time.Now.
 	Now func() time.Time
+	// Clock is the rollout runner's clock; nil means the system clock. A
+	// rollout.FakeClock in auto mode runs rollouts through at once.
+	Clock rollout.Clock
+	// DeployFailureRate is the share of servers (0 to 1) a simulated
+	// deploy fails, decided from Seed, the deploy's idempotency key and
+	// the server; 0 means DefaultDemoDeployFailureRate, negative none.
+	// Rollbacks never fail.
+	DeployFailureRate float64
 }
 
 // Demo is a refd on an embedded default setup: a generated fleet written
 // as CSV and read back by an authoritative file source, a simulated
 // traffic source with diurnal traffic at the current time in each metro,
-// the overrides source, a local store and one admin token.
+// the overrides source, a local store, one admin token, and a rollout
+// runner whose simulated deployer "deploys" by reporting the new versions
+// through a source of its own (DemoDeploysSource), so that the index
+// shows each server's deployed version with its provenance. When git is
+// installed it also serves formulas: a control file over formula
+// repositories it makes in the data directory (DemoFormulasDir).
 type Demo struct {
 	// Server is the configured server; Run it.
 	Server *Server
@@ -73,7 +99,8 @@ type Demo struct {
 	// DataDir is the data directory in use.
 	DataDir string
 
-	store *Store
+	store    *Store
+	rollouts *boltstore.Store
 }
 
 // NewDemo prepares a demo in cfg.DataDir: it writes the fleet, opens the
@@ -95,6 +122,14 @@ func NewDemo(ctx context.Context, cfg DemoConfig) (*Demo, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	switch {
+	case cfg.DeployFailureRate == 0:
+		cfg.DeployFailureRate = DefaultDemoDeployFailureRate
+	case cfg.DeployFailureRate < 0:
+		cfg.DeployFailureRate = 0
+	case cfg.DeployFailureRate > 1:
+		return nil, &ConfigError{Field: "DemoConfig.DeployFailureRate", Err: fmt.Errorf("must be at most 1, got %v", cfg.DeployFailureRate)}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("refd: demo data dir: %w", err)
 	}
@@ -114,10 +149,19 @@ func NewDemo(ctx context.Context, cfg DemoConfig) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Demo{AdminToken: secret, DataDir: cfg.DataDir, store: store}
-	fail := func(err error) (*Demo, error) {
+	rstore, err := boltstore.Open(filepath.Join(cfg.DataDir, DemoRolloutsFile), nil)
+	if err != nil {
 		store.Close()
+		return nil, fmt.Errorf("refd: demo rollouts: %w", err)
+	}
+	d := &Demo{AdminToken: secret, DataDir: cfg.DataDir, store: store, rollouts: rstore}
+	fail := func(err error) (*Demo, error) {
+		d.Close()
 		return nil, err
+	}
+	deploys, err := newDemoDeploys(filepath.Join(cfg.DataDir, DemoDeploysFile), uint64(cfg.Seed), cfg.DeployFailureRate)
+	if err != nil {
+		return fail(err)
 	}
 	ov, err := overrides.New(ctx, overrides.Config{Store: store, Now: cfg.Now})
 	if err != nil {
@@ -133,15 +177,32 @@ func NewDemo(ctx context.Context, cfg DemoConfig) (*Demo, error) {
 			disposition.FieldState:        {ov.Name()},
 			disposition.FieldReleaseState: {ov.Name()},
 			disposition.FieldTraffic:      {"traffic"},
+			disposition.FieldVersions:     {DemoDeploysSource},
 		},
 		Logger: cfg.Logger,
 	},
 		sources.Registered{Source: inv, Authoritative: true, Interval: time.Minute},
 		sources.Registered{Source: &trafficSource{fleet: f, ix: ix, now: cfg.Now}, Interval: 30 * time.Second},
 		sources.Registered{Source: ov, Interval: 15 * time.Second},
+		sources.Registered{Source: deploys, Interval: 2 * time.Second},
 	)
 	if err != nil {
 		return fail(fmt.Errorf("refd: demo aggregator: %w", err))
+	}
+	runner, err := NewRolloutRunner(RolloutRunnerConfig{
+		Store: rstore, Fleet: ix, Deployer: deploys, Clock: cfg.Clock, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	var formulaSvc Formulas
+	switch svc, err := demoFormulas(ctx, filepath.Join(cfg.DataDir, DemoFormulasDir)); {
+	case err == nil:
+		formulaSvc = svc
+	case errors.Is(err, saltrepo.ErrNoGit):
+		cfg.Logger.Warn("the demo runs without formulas", "reason", err.Error())
+	default:
+		return fail(err)
 	}
 	d.Server, err = New(Config{
 		Index:     ix,
@@ -149,6 +210,8 @@ func NewDemo(ctx context.Context, cfg DemoConfig) (*Demo, error) {
 		Store:     store,
 		Overrides: ov,
 		Planner:   RolloutPlanner(),
+		Runner:    runner,
+		Formulas:  formulaSvc,
 		Tokens:    []Token{{Name: "admin", Hash: hash, Scopes: []Scope{ScopeAdmin}}},
 		Addr:      cfg.Addr,
 		Logger:    cfg.Logger,
@@ -161,8 +224,10 @@ func NewDemo(ctx context.Context, cfg DemoConfig) (*Demo, error) {
 	return d, nil
 }
 
-// Close closes the demo's store.
-func (d *Demo) Close() error { return d.store.Close() }
+// Close closes the demo's stores. Call it after the server has stopped.
+func (d *Demo) Close() error {
+	return errors.Join(d.rollouts.Close(), d.store.Close())
+}
 
 // demoToken returns the admin token's hash from path, creating a new
 // token (and returning its secret) when the file does not exist.

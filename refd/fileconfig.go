@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fleetkit/fleetkit/disposition"
+	"github.com/fleetkit/fleetkit/rollout/boltstore"
 	"github.com/fleetkit/fleetkit/sources"
 	"github.com/fleetkit/fleetkit/sources/overrides"
 )
@@ -41,12 +43,26 @@ type Daemon struct {
 	Server *Server
 	// Sources are the names of the configured sources, overrides included.
 	Sources []string
-	store   *Store
+	// Deployer is the rollout deployer's type ("" with the runner
+	// disabled).
+	Deployer string
+	store    *Store
+	rollouts *boltstore.Store
 }
 
-// Close closes what the daemon owns (its store). Call it after the
+// Close closes what the daemon owns (its stores). Call it after the
 // server has stopped.
-func (d *Daemon) Close() error { return d.store.Close() }
+func (d *Daemon) Close() error {
+	var err error
+	if d.rollouts != nil {
+		err = d.rollouts.Close()
+	}
+	return errors.Join(err, d.store.Close())
+}
+
+// DefaultRolloutStoreFile is the rollout runner's store file, in the
+// directory of refd's store, when refd.yaml does not name one.
+const DefaultRolloutStoreFile = "rollouts.db"
 
 // fileConfig is the part of refd.yaml that is refd's own; the rest
 // (sources, precedence, removal_guard, grace, concurrency, jitter) is a
@@ -62,7 +78,14 @@ type fileConfig struct {
 		Interval time.Duration `yaml:"interval"`
 	} `yaml:"overrides"`
 	Formulas FormulasConfig `yaml:"formulas"`
-	Limits   struct {
+	Rollout  struct {
+		Disabled       bool          `yaml:"disabled"`
+		Store          string        `yaml:"store"`
+		DeployAttempts int           `yaml:"deploy_attempts"`
+		DeployBackoff  time.Duration `yaml:"deploy_backoff"`
+		Deployer       yaml.Node     `yaml:"deployer"`
+	} `yaml:"rollout"`
+	Limits struct {
 		MaxBodyBytes    int64         `yaml:"max_body_bytes"`
 		ReadTimeout     time.Duration `yaml:"read_timeout"`
 		WriteTimeout    time.Duration `yaml:"write_timeout"`
@@ -83,7 +106,7 @@ type fileToken struct {
 }
 
 // refdKeys are the top-level keys of refd.yaml that are refd's own.
-var refdKeys = []string{"listen", "store", "tls", "tokens", "overrides", "formulas", "limits"}
+var refdKeys = []string{"listen", "store", "tls", "tokens", "overrides", "formulas", "rollout", "limits"}
 
 // LoadConfigFile reads a refd configuration file; see LoadConfig.
 func LoadConfigFile(ctx context.Context, path string, opts FileOptions) (*Daemon, error) {
@@ -104,13 +127,20 @@ func LoadConfigFile(ctx context.Context, path string, opts FileOptions) (*Daemon
 //	  - {name: ci, hash: "sha256:…", scopes: [read]}
 //	overrides: {max_ttl: 720h}         # or disabled: true
 //	formulas: {control: /etc/refd/formulas.yaml, lock: /etc/refd/formulas.lock, mirror_dir: /var/cache/refd/git, root: /srv/salt/fleetkit}
+//	rollout:                           # the rollout runner; or disabled: true
+//	  store: /var/lib/refd/rollouts.db # default: rollouts.db beside store
+//	  deploy_attempts: 3               # failed deployer calls in a row that pause
+//	  deploy_backoff: 10s
+//	  deployer: {type: log}            # see DeployerTypes
 //	limits: {max_body_bytes: 1048576, read_timeout: 30s, write_timeout: 60s}
 //	sources: [...]                     # and precedence, removal_guard, grace,
 //	precedence: {...}                  # concurrency, jitter: see sources.ParseConfig
 //
 // The overrides source is added unless disabled, with the highest
 // precedence for state and release_state unless the precedence lists
-// name it. Errors name the file, line and field.
+// name it. The rollout runner drives created rollouts unless disabled,
+// with its event logs in a rollout/boltstore file of its own. Errors name
+// the file, line and field.
 func LoadConfig(ctx context.Context, name string, data []byte, opts FileOptions) (*Daemon, error) {
 	cerr := func(line int, path, format string, args ...any) error {
 		return &sources.ConfigError{File: name, Line: line, Path: path, Err: fmt.Errorf(format, args...)}
@@ -276,6 +306,55 @@ func LoadConfig(ctx context.Context, name string, data []byte, opts FileOptions)
 	if opts.Addr != "" {
 		cfg.Addr = opts.Addr
 	}
+	d := &Daemon{store: store}
+	fail = func(err error) (*Daemon, error) {
+		d.Close()
+		return nil, err
+	}
+	if !fc.Rollout.Disabled {
+		rootLine := keyLines["rollout"]
+		if rootLine == 0 {
+			rootLine = max(keyLines["store"], 1)
+		}
+		rn := valueOf(root, "rollout")
+		at := func(key string) int {
+			if rn != nil {
+				if v := valueOf(rn, key); v != nil {
+					return v.Line
+				}
+			}
+			return rootLine
+		}
+		if fc.Rollout.DeployAttempts < 0 {
+			return fail(cerr(at("deploy_attempts"), "rollout.deploy_attempts", "must not be negative, got %d", fc.Rollout.DeployAttempts))
+		}
+		if fc.Rollout.DeployBackoff < 0 {
+			return fail(cerr(at("deploy_backoff"), "rollout.deploy_backoff", "must not be negative, got %v", fc.Rollout.DeployBackoff))
+		}
+		dep, typ, err := newDeployer(name, &fc.Rollout.Deployer, at("deployer"), opts.Logger)
+		if err != nil {
+			return fail(err)
+		}
+		path := fc.Rollout.Store
+		if path == "" {
+			path = filepath.Join(filepath.Dir(fc.Store), DefaultRolloutStoreFile)
+		}
+		if path == fc.Store {
+			return fail(cerr(at("store"), "rollout.store", "must not be refd's own store file %s", fc.Store))
+		}
+		d.rollouts, err = boltstore.Open(path, nil)
+		if err != nil {
+			return fail(cerr(at("store"), "rollout.store", "%v", err))
+		}
+		runner, err := NewRolloutRunner(RolloutRunnerConfig{
+			Store: d.rollouts, Fleet: ix, Deployer: dep, Logger: opts.Logger,
+			DeployAttempts: fc.Rollout.DeployAttempts, DeployBackoff: fc.Rollout.DeployBackoff,
+		})
+		if err != nil {
+			return fail(cerr(rootLine, "rollout", "%v", err))
+		}
+		cfg.Runner, d.Deployer = runner, typ
+	}
 	if fc.Formulas.Control != "" {
 		f, err := NewFormulasService(ctx, fc.Formulas)
 		if err != nil {
@@ -287,7 +366,7 @@ func LoadConfig(ctx context.Context, name string, data []byte, opts FileOptions)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", name, err))
 	}
-	d := &Daemon{Server: srv, store: store}
+	d.Server = srv
 	for _, r := range regs {
 		d.Sources = append(d.Sources, r.Source.Name())
 	}

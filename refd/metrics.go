@@ -12,6 +12,10 @@ import (
 // Config.Registry.
 type metrics struct {
 	requests *prometheus.HistogramVec
+	// Counted from the runner's events as refd's views take them.
+	rolloutEventsTotal *prometheus.CounterVec
+	deploysTotal       *prometheus.CounterVec
+	deployedServers    *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) (*metrics, error) {
@@ -22,9 +26,21 @@ func newMetrics(s *Server) (*metrics, error) {
 			Help:    "API request latency by route, method and status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route", "method", "code"}),
+		rolloutEventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refd_rollout_events_total",
+			Help: "Events of the rollout runner's logs, by type.",
+		}, []string{"type"}),
+		deploysTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refd_rollout_deploys_total",
+			Help: "Deployer calls the rollout runner recorded, by kind (wave or rollback) and result (ok, or error for a call that failed as a whole).",
+		}, []string{"kind", "result"}),
+		deployedServers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refd_rollout_deployed_servers_total",
+			Help: "Servers the Deployer reported on, by kind (wave or rollback) and result (ok or failed).",
+		}, []string{"kind", "result"}),
 	}
 	cs := []prometheus.Collector{
-		m.requests,
+		m.requests, m.rolloutEventsTotal, m.deploysTotal, m.deployedServers,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "refd_index_version", Help: "Version of the disposition index.",
 		}, func() float64 { return float64(s.cfg.Index.Version()) }),
@@ -48,6 +64,25 @@ func newMetrics(s *Server) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// rolloutEvents counts runner events new to refd's views.
+func (m *metrics) rolloutEvents(events []RolloutEvent) {
+	for _, e := range events {
+		m.rolloutEventsTotal.WithLabelValues(string(e.Action)).Inc()
+		kind := "wave"
+		if e.Batch > 0 || e.Action == evRollbackDeploy {
+			kind = "rollback"
+		}
+		switch e.Action {
+		case evWaveDeployed, evRollbackDeploy:
+			m.deploysTotal.WithLabelValues(kind, "ok").Inc()
+			m.deployedServers.WithLabelValues(kind, "ok").Add(float64(e.Servers - e.Failed))
+			m.deployedServers.WithLabelValues(kind, "failed").Add(float64(e.Failed))
+		case evDeployError:
+			m.deploysTotal.WithLabelValues(kind, "error").Inc()
+		}
+	}
 }
 
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
@@ -76,6 +111,9 @@ var (
 		"Waves each rollout has completed.", []string{"rollout"}, nil)
 	descRolloutState = prometheus.NewDesc("refd_rollout_state",
 		"1 for each rollout's current state.", []string{"rollout", "state"}, nil)
+	descRolloutServers = prometheus.NewDesc("refd_rollout_servers",
+		"Servers of each rollout by outcome: deployed, failed (counting against the budgets), planned (in waves not started), rolled_back.",
+		[]string{"rollout", "outcome"}, nil)
 )
 
 // sourceCollector reports the Updater's source status at scrape time.
@@ -113,6 +151,7 @@ func (c *rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRolloutWaves
 	ch <- descRolloutDone
 	ch <- descRolloutState
+	ch <- descRolloutServers
 }
 
 func (c *rolloutCollector) Collect(ch chan<- prometheus.Metric) {
@@ -127,5 +166,14 @@ func (c *rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRolloutWaves, prometheus.GaugeValue, float64(r.Waves), r.ID)
 		ch <- prometheus.MustNewConstMetric(descRolloutDone, prometheus.GaugeValue, float64(r.WavesDone), r.ID)
 		ch <- prometheus.MustNewConstMetric(descRolloutState, prometheus.GaugeValue, 1, r.ID, string(r.State))
+		if r.RunnerSeq == 0 {
+			continue
+		}
+		for _, o := range []struct {
+			name string
+			n    int
+		}{{"deployed", r.Deployed}, {"failed", r.Failed}, {"planned", r.Planned}, {"rolled_back", r.RolledBack}} {
+			ch <- prometheus.MustNewConstMetric(descRolloutServers, prometheus.GaugeValue, float64(o.n), r.ID, o.name)
+		}
 	}
 }

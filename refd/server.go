@@ -42,6 +42,14 @@ type Server struct {
 	// force (syncTrialFormulas); until then formulas routes sync first.
 	trialsServed atomic.Bool
 
+	// viewMu serialises the writes of rollout views (see syncView);
+	// dirty holds the rollouts the Runner reported changed, and viewWake
+	// tells the view writer.
+	viewMu   sync.Mutex
+	dirtyMu  sync.Mutex
+	dirty    map[string]bool
+	viewWake chan struct{}
+
 	mu      sync.Mutex
 	addr    net.Addr
 	cancel  context.CancelFunc
@@ -68,7 +76,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, tokens: toks, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, tokens: toks, mux: http.NewServeMux(),
+		dirty: map[string]bool{}, viewWake: make(chan struct{}, 1)}
 	if ownRegistry {
 		if err := registerRuntime(cfg.Registry); err != nil {
 			return nil, &ConfigError{Field: "Registry", Err: err}
@@ -136,6 +145,8 @@ func (s *Server) routeTable() []route {
 		{Method: "POST", Path: "/v1/rollouts/{id}/abort", Scope: ScopeRollout, Audit: true, h: s.rolloutAction(ActionAbort)},
 		{Method: "POST", Path: "/v1/rollouts/{id}/rollback", Scope: ScopeRollout, Audit: true, h: s.rolloutAction(ActionRollback)},
 		{Method: "POST", Path: "/v1/rollouts/{id}/promote", Scope: ScopeRollout, Audit: true, h: s.rolloutAction(ActionPromote)},
+		{Method: "POST", Path: "/v1/rollouts/{id}/skip", Scope: ScopeRollout, Audit: true, h: s.rolloutAction(ActionSkip)},
+		{Method: "POST", Path: "/v1/rollouts/{id}/pin", Scope: ScopeRollout, Audit: true, h: s.rolloutAction(ActionPin)},
 
 		{Method: "GET", Path: "/v1/formulas/resolve", Scope: ScopeRead, h: s.handleFormulasResolve},
 		{Method: "POST", Path: "/v1/formulas/diff", Scope: ScopeRead, h: s.handleFormulasDiff},
@@ -341,6 +352,26 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// waitReady waits until the server is Ready, and reports false if ctx
+// ended first. The index changing is the usual sign; a slow tick covers
+// an Updater whose first fetch changed nothing.
+func (s *Server) waitReady(ctx context.Context) bool {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed := s.cfg.Index.Watch(wctx)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for !s.Ready() {
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
 // Addr returns the address Run or Serve listens on, or nil before.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
@@ -359,11 +390,13 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Serve serves the API on ln (HTTPS when Config has TLS files), runs the
-// Updater and keeps the full listing encoded for the newest index
-// version, until ctx ends or Close is called. Then it stops accepting
-// connections, lets requests in flight finish within
-// Config.ShutdownTimeout, stops the Updater and returns nil. It returns
-// an error when serving or the Updater fails. A Server serves once.
+// Updater and, once the server is Ready, the Runner (which resumes every
+// unfinished rollout), and keeps the full listing encoded for the newest
+// index version, until ctx ends or Close is called. Then it stops
+// accepting connections, lets requests in flight finish within
+// Config.ShutdownTimeout, stops the Updater and the Runner, waits for the
+// rollouts' views to be written and returns nil. It returns an error when
+// serving, the Updater or the Runner fails. A Server serves once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.started {
@@ -424,6 +457,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if err != nil && gctx.Err() == nil {
 				return fmt.Errorf("refd: updater: %w", err)
 			}
+			return nil
+		})
+	}
+	if s.cfg.Runner != nil {
+		runDone := make(chan struct{})
+		g.Go(func() error {
+			defer close(runDone)
+			// A runner that resumed rollouts over an index not yet
+			// loaded would re-plan them over no servers at all.
+			if !s.waitReady(gctx) {
+				return nil
+			}
+			err := s.cfg.Runner.Run(gctx, s.rolloutChanged)
+			if err != nil && gctx.Err() == nil {
+				return fmt.Errorf("refd: rollout runner: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			s.writeViews(gctx, runDone)
 			return nil
 		})
 	}

@@ -30,7 +30,8 @@ Query a running refd (flags -url and -token, or REFD_URL and REFD_TOKEN):
   refd sources [-json]
   refd plan -spec FILE [-start RFC3339]                      plan a rollout spec (dry run)
   refd plan -fleet FILE -spec FILE [-start RFC3339]          plan offline over a fleet file, no server
-  refd rollout create -spec FILE | list | get ID | pause ID | resume ID | abort ID | rollback ID | promote ID
+  refd rollout create -spec FILE | list | get ID | pause ID | resume ID | abort ID | rollback ID | promote ID   [-reason R]
+  refd rollout skip ID SERVER | pin ID SERVER [-reason R]   leave a server out of a rollout (pin: and of its rollback)
   refd formulas resolve (-node ID | -role R -release-state S) | diff FILE | build [-role R -release-state S]
   refd override set ID -owner O -reason R -ttl 24h [-state S] [-release-state S] | delete ID | list
   refd trial plan [-fleet FILE] FILE... | apply FILE... | end NAME | list    GitOps trials (exit 2 invalid, 3 conflict)
@@ -355,13 +356,14 @@ func cmdPlan(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 
 func cmdRollout(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return usageErr("rollout: want create, list, get, pause, resume, abort, rollback or promote")
+		return usageErr("rollout: want create, list, get, pause, resume, abort, rollback, promote, skip or pin")
 	}
 	sub := args[0]
 	fs := flags("rollout " + sub)
 	mk := clientFlags(fs, getenv)
 	specFile := fs.String("spec", "", "rollout spec file (create)")
 	startS := fs.String("start", "", "start time, RFC 3339 (create; default now)")
+	reason := fs.String("reason", "", "the reason, recorded in the rollout's log (actions)")
 	pos, err := interleaved(fs, args[1:])
 	if err != nil {
 		return err
@@ -404,11 +406,23 @@ func cmdRollout(ctx context.Context, args []string, stdout io.Writer, getenv fun
 			return usageErr("rollout %s: want one rollout ID", sub)
 		}
 		var r *client.Rollout
-		if sub == "get" {
+		switch {
+		case sub == "get":
 			r, err = c.Rollout(ctx, pos[0])
-		} else {
+		case *reason != "":
+			r, err = c.RolloutCommand(ctx, pos[0], sub, client.RolloutCommand{Reason: *reason})
+		default:
 			r, err = c.RolloutAction(ctx, pos[0], sub)
 		}
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, r)
+	case client.Skip, client.Pin:
+		if len(pos) != 2 {
+			return usageErr("rollout %s: want a rollout ID and a server", sub)
+		}
+		r, err := c.RolloutCommand(ctx, pos[0], sub, client.RolloutCommand{Server: pos[1], Reason: *reason})
 		if err != nil {
 			return err
 		}

@@ -205,16 +205,22 @@ func TestDemoEndToEnd(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &offline), out)
 	require.Greater(t, offline.Waves, 1)
 
-	// A rollout: create, pause, get.
+	// A rollout, driven by the demo's runner: create, pause, resume, skip
+	// a server, abort, get.
 	out, err = d.cli(t, bin, "rollout", "create", "-spec", spec)
 	require.NoError(t, err, out)
 	var ro struct{ ID, State string }
 	require.NoError(t, json.Unmarshal([]byte(out), &ro), out)
-	out, err = d.cli(t, bin, "rollout", "pause", ro.ID)
+	require.Equal(t, "running", ro.State, out)
+	out, err = d.cli(t, bin, "rollout", "pause", ro.ID, "-reason", "e2e")
 	require.NoError(t, err, out)
 	require.Contains(t, out, `"state": "paused"`)
+	require.Contains(t, out, `"pause_cause": "operator"`)
 	out, err = d.cli(t, bin, "rollout", "resume", ro.ID)
 	require.NoError(t, err, out)
+	out, err = d.cli(t, bin, "rollout", "skip", ro.ID, id, "-reason", "e2e")
+	require.NoError(t, err, out)
+	require.Contains(t, out, `"action": "server-skipped"`)
 	out, err = d.cli(t, bin, "rollout", "abort", ro.ID)
 	require.NoError(t, err, out)
 	out, err = d.cli(t, bin, "rollout", "get", ro.ID)

@@ -303,6 +303,15 @@ func printOutcome(w io.Writer, o *trialOutcome) {
 	sort.Strings(parts)
 	fmt.Fprintf(w, "  from           %s\n", strings.Join(parts, ", "))
 	fmt.Fprintf(w, "  window         %s to %s\n", p.Start.UTC().Format(time.RFC3339), p.Expiry.UTC().Format(time.RFC3339))
+	for _, e := range p.Environments {
+		fmt.Fprintf(w, "  environment    %s -> %s  %d servers\n", dash(e.Before), e.After, e.Servers)
+		for _, f := range e.Formulas {
+			fmt.Fprintf(w, "    %-14s %s -> %s\n", f.Formula, dash(f.From), dash(f.To))
+		}
+		if e.Error != "" {
+			fmt.Fprintf(w, "    error: %s\n", e.Error)
+		}
+	}
 	if len(p.Rollout) > 0 && string(p.Rollout) != "null" {
 		var rp struct {
 			Waves []struct {
