@@ -141,9 +141,11 @@ func TestDeployExampleLoads(t *testing.T) {
 	require.NoError(t, err)
 	text := strings.Replace(string(data), "store: /var/lib/refd/refd.db", "store: "+filepath.Join(t.TempDir(), "refd.db"), 1)
 	require.NotEqual(t, string(data), text)
+	t.Setenv("REFD_SALT_PASSWORD", "not-a-real-password")
 	d, err := LoadConfig(context.Background(), "refd.yaml", []byte(text), FileOptions{})
 	require.NoError(t, err)
 	defer d.Close()
+	require.Equal(t, "salt-api", d.Deployer)
 	require.Equal(t, []string{"netbox", "prometheus", "overrides"}, d.Sources)
 	require.Equal(t, "0.0.0.0:8080", d.Server.cfg.Addr)
 }
