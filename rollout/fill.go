@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -182,6 +183,10 @@ func (p *planner) run(ctx context.Context) (*Plan, error) {
 	}
 	prefix, tail := sp.Growth.sizes(total)
 	p.done = make([]bool, len(p.tg))
+	p.held = make([]map[string]int, len(p.metros))
+	for i := range p.held {
+		p.held[i] = map[string]int{}
+	}
 	ws := p.newWaveState()
 	left := total
 	t := p.start
@@ -284,6 +289,14 @@ func (p *planner) run(ctx context.Context) (*Plan, error) {
 			}
 		}
 
+		// Count what held each metro back, for the error if the horizon
+		// runs out.
+		for _, m := range active {
+			if r := stopReason[m.id]; r != "" && m.left > 0 {
+				kind, _, _ := strings.Cut(r, ":")
+				p.held[m.id][kind]++
+			}
+		}
 		if size == 0 {
 			next := int64(math.MaxInt64)
 			for _, m := range active {
@@ -490,9 +503,7 @@ func (p *planner) infeasible(active []*metroPlan, t, d int64, left int) error {
 		if m.left == 0 {
 			continue
 		}
-		st, _ := p.status(m, min(t, p.end-1), d)
-		why := map[status]string{stOpen: "budgets", stWindow: "no window left", stBlackout: "blackout", stCapacity: "capacity"}[st]
-		parts = append(parts, fmt.Sprintf("%s %d (%s)", m.name, m.left, why))
+		parts = append(parts, fmt.Sprintf("%s %d (%s)", m.name, m.left, p.stuck(m, d)))
 		if len(parts) == 8 {
 			parts = append(parts, "...")
 			break
@@ -500,6 +511,35 @@ func (p *planner) infeasible(active []*metroPlan, t, d int64, left int) error {
 	}
 	return fmt.Errorf("%w: %d targets could not be placed within the horizon (%v from %s): %s",
 		ErrInfeasible, left, time.Duration(p.end-p.start)*time.Second, time.Unix(p.start, 0).UTC().Format(time.RFC3339), strings.Join(parts, ", "))
+}
+
+// stuck says what kept a metro from being finished within the horizon:
+// no window long enough for a wave, blackouts over every such window, or
+// else the constraint that held it back most often while waves were
+// planned (capacity, window, blackout, budget or exclusion), or "growth"
+// when nothing held it back but the size of the waves.
+func (p *planner) stuck(m *metroPlan, d int64) string {
+	long := func(ss []span) bool {
+		for _, x := range ss {
+			if min(x.b, p.end)-max(x.a, p.start) >= d {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case !long(m.windows):
+		return "no window long enough"
+	case !long(m.open):
+		return "blackout"
+	}
+	best, n := "growth", 0
+	for _, kind := range slices.Sorted(maps.Keys(p.held[m.id])) {
+		if c := p.held[m.id][kind]; c > n {
+			best, n = kind, c
+		}
+	}
+	return best
 }
 
 func (p *planner) metroInfo(plan *Plan) []MetroInfo {

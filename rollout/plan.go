@@ -183,9 +183,10 @@ type planner struct {
 
 	tg       []target
 	canaryOK []bool
-	done     []bool   // targets already in a wave
-	out      []uint8  // per target: outNone, outSkipped or outUnschedulable
-	why      []string // per target: the reason it is left out
+	done     []bool           // targets already in a wave
+	held     []map[string]int // per metro: how often each kind of constraint held it back
+	out      []uint8          // per target: outNone, outSkipped or outUnschedulable
+	why      []string         // per target: the reason it is left out
 	metros   []*metroPlan
 	zones    map[string]*time.Location
 	prefs    *prefSet

@@ -162,11 +162,30 @@ growth: {steps: [1]}
 	_, err := rollout.NewPlan(ctx, spec, h.snap(t), monday)
 	require.ErrorIs(t, err, rollout.ErrInfeasible)
 	require.Contains(t, err.Error(), "26 targets could not be placed within the horizon")
+	require.Contains(t, err.Error(), "AAA 26 (growth)", "the error names what held the metro back")
 
 	spec = parse(t, "canary: {count: 1, where: metro=ZZZ}\ngrowth: {steps: [1]}\n")
 	_, err = rollout.NewPlan(ctx, spec, h.snap(t), monday)
 	require.ErrorIs(t, err, rollout.ErrInfeasible)
 	require.Contains(t, err.Error(), `canary.where "metro=ZZZ" matches no schedulable target`)
+}
+
+// TestInfeasibleSaysWhy checks that running out of horizon names the
+// constraint that held each metro back, not its state at the horizon's end.
+func TestInfeasibleSaysWhy(t *testing.T) {
+	flat := strings.TrimSuffix(strings.Repeat("1, ", 24), ", ")
+	var h hand
+	// Capacity lets two servers out at a time: three 1h waves place six.
+	h.add(10, "r1", "AAA", "AAA1", "c1", "UTC", 10, 6)
+	_, err := rollout.NewPlan(context.Background(), parse(t, `
+horizon: 3h
+deploy: 1h
+capacity: {headroom: 0.2, profile: [`+flat+`]}
+growth: {steps: [5]}
+`), h.snap(t), monday)
+	require.ErrorIs(t, err, rollout.ErrInfeasible)
+	require.Contains(t, err.Error(), ": AAA 4 (capacity)")
+
 }
 
 func TestSkipReasons(t *testing.T) {
