@@ -30,7 +30,7 @@ Query a running refd (flags -url and -token, or REFD_URL and REFD_TOKEN):
   refd sources [-json]
   refd plan -spec FILE [-start RFC3339]                      plan a rollout spec (dry run)
   refd plan -fleet FILE -spec FILE [-start RFC3339]          plan offline over a fleet file, no server
-  refd rollout create -spec FILE | list | get ID | pause ID | resume ID | abort ID | rollback ID | promote ID   [-reason R]
+  refd rollout create -spec FILE | list | get ID | pause ID | resume ID | abort ID | rollback ID | promote ID   [-reason R] [-json]
   refd rollout skip ID SERVER | pin ID SERVER [-reason R]   leave a server out of a rollout (pin: and of its rollback)
   refd formulas resolve (-node ID | -role R -release-state S) | diff FILE | build [-role R -release-state S]
   refd override set ID -owner O -reason R -ttl 24h [-state S] [-release-state S] | delete ID | list
@@ -81,11 +81,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "refd: %v\n", err)
+		fmt.Fprintln(stderr, prefixed(err))
 		return 2
 	}
-	fmt.Fprintf(stderr, "refd: %v\n", err)
+	fmt.Fprintln(stderr, prefixed(err))
 	return 1
+}
+
+// prefixed is err's message after "refd: ", once: the client's errors
+// already start with it.
+func prefixed(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "refd: ") {
+		return msg
+	}
+	return "refd: " + msg
 }
 
 var errUsage = errors.New("usage")
@@ -364,6 +374,7 @@ func cmdRollout(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	specFile := fs.String("spec", "", "rollout spec file (create)")
 	startS := fs.String("start", "", "start time, RFC 3339 (create; default now)")
 	reason := fs.String("reason", "", "the reason, recorded in the rollout's log (actions)")
+	asJSON := fs.Bool("json", false, "print the whole rollout record, plan included, as JSON")
 	pos, err := interleaved(fs, args[1:])
 	if err != nil {
 		return err
@@ -389,7 +400,7 @@ func cmdRollout(ctx context.Context, args []string, stdout io.Writer, getenv fun
 		if err != nil {
 			return err
 		}
-		return printJSON(stdout, r)
+		return printRollout(stdout, r, *asJSON)
 	case "list":
 		rs, err := c.Rollouts(ctx)
 		if err != nil {
@@ -417,7 +428,7 @@ func cmdRollout(ctx context.Context, args []string, stdout io.Writer, getenv fun
 		if err != nil {
 			return err
 		}
-		return printJSON(stdout, r)
+		return printRollout(stdout, r, *asJSON)
 	case client.Skip, client.Pin:
 		if len(pos) != 2 {
 			return usageErr("rollout %s: want a rollout ID and a server", sub)
@@ -426,9 +437,58 @@ func cmdRollout(ctx context.Context, args []string, stdout io.Writer, getenv fun
 		if err != nil {
 			return err
 		}
-		return printJSON(stdout, r)
+		return printRollout(stdout, r, *asJSON)
 	}
 	return usageErr("rollout: unknown subcommand %q", sub)
+}
+
+// printRollout prints a rollout as JSON, or as a summary with its last
+// events: the plan of a fleet-wide rollout runs to many thousand lines.
+func printRollout(w io.Writer, r *client.Rollout, asJSON bool) error {
+	if asJSON {
+		return printJSON(w, r)
+	}
+	state := r.State
+	if r.PauseCause != "" {
+		state += " (" + r.PauseCause + ")"
+	}
+	fmt.Fprintf(w, "rollout %s  %s\n", r.ID, state)
+	if r.Reason != "" {
+		fmt.Fprintf(w, "  reason      %s\n", r.Reason)
+	}
+	fmt.Fprintf(w, "  waves       %d of %d done\n", r.WavesDone, r.Waves)
+	fmt.Fprintf(w, "  servers     %d targets, %d skipped by the plan; %d deployed, %d failed, %d rolled back\n",
+		r.Targets, r.Skipped, r.Deployed, r.Failed, r.RolledBack)
+	fmt.Fprintf(w, "  created     %s by %s\n", r.CreatedAt.UTC().Format(time.RFC3339), r.CreatedBy)
+	events := r.Events
+	if len(events) > 10 {
+		fmt.Fprintf(w, "  events      last 10 of %d (-json for all)\n", len(events))
+		events = events[len(events)-10:]
+	} else {
+		fmt.Fprintf(w, "  events\n")
+	}
+	for _, e := range events {
+		line := fmt.Sprintf("    %s  %-16s %s", e.At.UTC().Format(time.RFC3339), e.Action, e.Who)
+		if e.Wave > 0 {
+			line += fmt.Sprintf("  wave %d", e.Wave)
+		}
+		if e.Servers > 0 {
+			line += fmt.Sprintf("  %d servers", e.Servers)
+		}
+		if e.Failed > 0 {
+			line += fmt.Sprintf("  %d failed", e.Failed)
+		}
+		if e.Server != "" {
+			line += "  " + e.Server
+		}
+		for _, x := range []string{e.Reason, e.Error} {
+			if x != "" {
+				line += "  (" + x + ")"
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+	return nil
 }
 
 func cmdFormulas(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {

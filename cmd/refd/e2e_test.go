@@ -207,25 +207,25 @@ func TestDemoEndToEnd(t *testing.T) {
 
 	// A rollout, driven by the demo's runner: create, pause, resume, skip
 	// a server, abort, get.
-	out, err = d.cli(t, bin, "rollout", "create", "-spec", spec)
+	out, err = d.cli(t, bin, "rollout", "create", "-json", "-spec", spec)
 	require.NoError(t, err, out)
 	var ro struct{ ID, State string }
 	require.NoError(t, json.Unmarshal([]byte(out), &ro), out)
 	require.Equal(t, "running", ro.State, out)
 	out, err = d.cli(t, bin, "rollout", "pause", ro.ID, "-reason", "e2e")
 	require.NoError(t, err, out)
-	require.Contains(t, out, `"state": "paused"`)
-	require.Contains(t, out, `"pause_cause": "operator"`)
+	require.Contains(t, out, "rollout "+ro.ID+"  paused (operator)\n  reason      e2e\n")
 	out, err = d.cli(t, bin, "rollout", "resume", ro.ID)
 	require.NoError(t, err, out)
-	out, err = d.cli(t, bin, "rollout", "skip", ro.ID, id, "-reason", "e2e")
+	out, err = d.cli(t, bin, "rollout", "skip", ro.ID, id, "-reason", "e2e", "-json")
 	require.NoError(t, err, out)
 	require.Contains(t, out, `"action": "server-skipped"`)
 	out, err = d.cli(t, bin, "rollout", "abort", ro.ID)
 	require.NoError(t, err, out)
 	out, err = d.cli(t, bin, "rollout", "get", ro.ID)
 	require.NoError(t, err, out)
-	require.Contains(t, out, `"state": "aborted"`)
+	require.Contains(t, out, "rollout "+ro.ID+"  aborted\n")
+	require.Regexp(t, `server-skipped +refd-runner +`+regexp.QuoteMeta(id)+` +\(e2e\)`, out)
 
 	// An override shows in the node at once.
 	out, err = d.cli(t, bin, "override", "set", id, "-state", "drained", "-owner", "e2e", "-reason", "test", "-ttl", "1h")
