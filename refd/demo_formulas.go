@@ -18,7 +18,7 @@ const (
 
 // demoFormulaRepos are the demo's formula repositories and their releases.
 var demoFormulaRepos = []saltrepo.Formula{
-	{Name: "nginx", Releases: []string{"v1.24.0", "v1.24.1", "v1.25.0-rc.1"}},
+	{Name: "nginx", Releases: []string{"v1.4.0", "v1.4.1", "v1.5.0-rc.1"}},
 	{Name: "cdn-app", Releases: []string{"v3.1.4", "v3.2.0", "v3.3.0", "v3.3.1"}},
 	{Name: "node-exporter", Releases: []string{"v1.7.0", "v1.8.2", "v2.0.0"}},
 	{Name: "bind", Releases: []string{"v9.18.24", "v9.20.1"}},
@@ -38,7 +38,7 @@ roles: [edge, mid, shield, dns]
 
 states:
   ga:
-    nginx: "~1.24"
+    nginx: "~1.4"
     cdn-app: v3.2.0
     node-exporter: ">=1.7 <2"
     roles:
@@ -48,7 +48,7 @@ states:
     cdn-app: "~3.3"
   trial:
     inherit: nrt
-    nginx: v1.25.0-rc.1
+    nginx: v1.5.0-rc.1
     roles:
       dns: {bind: v9.20.1}
 `

@@ -35,8 +35,8 @@ func TestDemoFormulas(t *testing.T) {
 			pins(svc, role, state)
 		}
 	}
-	require.Equal(t, map[string]string{"nginx": "v1.24.1", "cdn-app": "v3.2.0", "node-exporter": "v1.8.2"}, pins(svc, "edge", "ga"))
-	require.Equal(t, map[string]string{"nginx": "v1.25.0-rc.1", "cdn-app": "v3.3.1", "node-exporter": "v1.8.2"}, pins(svc, "edge", "trial"))
+	require.Equal(t, map[string]string{"nginx": "v1.4.1", "cdn-app": "v3.2.0", "node-exporter": "v1.8.2"}, pins(svc, "edge", "ga"))
+	require.Equal(t, map[string]string{"nginx": "v1.5.0-rc.1", "cdn-app": "v3.3.1", "node-exporter": "v1.8.2"}, pins(svc, "edge", "trial"))
 	require.Equal(t, map[string]string{"bind": "v9.18.24", "node-exporter": "v1.8.2"}, pins(svc, "dns", "ga"))
 
 	// A second start reuses the repositories and builds.

@@ -75,7 +75,7 @@ func TestTrialEndToEnd(t *testing.T) {
 		return p
 	}
 	expiry := time.Now().Add(6 * time.Hour).UTC().Format(time.RFC3339)
-	good := write("e2e.yaml", fmt.Sprintf("name: e2e\nowner: sre\nversions: {cdn-app: 9.9.9-rc1}\nformulas: {nginx: v1.25.0-rc.1}\ntargets:\n  clusters: [%s]\n  max: 500\nrollout:\n  growth:\n    steps: [1, \"50%%\"]\n    bake: 1h\nexpiry: %s\nrollback_on_end: true\n", cluster, expiry))
+	good := write("e2e.yaml", fmt.Sprintf("name: e2e\nowner: sre\nversions: {cdn-app: 9.9.9-rc1}\nformulas: {nginx: v1.5.0-rc.1}\ntargets:\n  clusters: [%s]\n  max: 500\nrollout:\n  growth:\n    steps: [1, \"50%%\"]\n    bake: 1h\nexpiry: %s\nrollback_on_end: true\n", cluster, expiry))
 	clash := write("clash.yaml", fmt.Sprintf("name: clash\nowner: sre\ntargets:\n  servers: [%s]\n  max: 5\nexpiry: %s\n", want[0], expiry))
 	bad := write("bad.yaml", "name: bad\nowner: sre\ntargets:\n  max: zero\n")
 
@@ -119,7 +119,7 @@ func TestTrialEndToEnd(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "release state  trial-e2e")
 	require.Regexp(t, `environment +\S+ -> [a-z]+-trial-e2e`, out)
-	require.Contains(t, out, "-> tag:v1.25.0-rc.1@")
+	require.Contains(t, out, "-> tag:v1.5.0-rc.1@")
 	require.Contains(t, out, fmt.Sprintf("servers        %d:", len(want)))
 
 	code, out = cli("trial", "plan", bad)
@@ -149,7 +149,7 @@ func TestTrialEndToEnd(t *testing.T) {
 		name, pins := envOf(id)
 		require.Regexp(t, `^[a-z]+-trial-e2e$`, name, id)
 		if pins["nginx"] != "" || !strings.HasPrefix(name, "dns-") {
-			require.Equal(t, "v1.25.0-rc.1", pins["nginx"], id)
+			require.Equal(t, "v1.5.0-rc.1", pins["nginx"], id)
 		}
 	}
 	for _, id := range outside {
@@ -224,7 +224,7 @@ func TestTrialPlanOfflineExample(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, csv.Bytes(), 0o600))
 	example := "../../examples/gitlab-trials/trials/nginx-rc.yaml"
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"trial", "plan", "-fleet", path, "-now", "2026-06-01T00:00:00Z", example}, &out, &errb, func(string) string { return "" })
+	code := run(context.Background(), []string{"trial", "plan", "-fleet", path, "-now", "2027-01-11T00:00:00Z", example}, &out, &errb, func(string) string { return "" })
 	require.Equal(t, 0, code, "%s%s", out.String(), errb.String())
 	require.Contains(t, out.String(), "trial nginx-1-5-rc1 (owner edge-team@example.net) planned")
 	require.Contains(t, out.String(), "wave 1 ")
@@ -235,7 +235,7 @@ func TestTrialPlanOfflineExample(t *testing.T) {
 	small := filepath.Join(t.TempDir(), "small.yaml")
 	require.NoError(t, os.WriteFile(small, bytes.Replace(data, []byte("max: 200"), []byte("max: 2"), 1), 0o600))
 	out.Reset()
-	code = run(context.Background(), []string{"trial", "plan", "-fleet", path, "-now", "2026-06-01T00:00:00Z", small}, &out, &errb, func(string) string { return "" })
+	code = run(context.Background(), []string{"trial", "plan", "-fleet", path, "-now", "2027-01-11T00:00:00Z", small}, &out, &errb, func(string) string { return "" })
 	require.Equal(t, 3, code, out.String())
 	require.Contains(t, out.String(), "CONFLICT too-large: "+small+":12: targets.max: the targets select")
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"flag"
 	"fmt"
 	"os"
@@ -20,28 +21,14 @@ import (
 	"github.com/fleetkit/fleetkit/testkit/fleet"
 )
 
-const defaultSpec = `
-name: cdn-app-3.2.0
-component: cdn-app
-version: 3.2.0
-select: role=edge
-exclude: label.tier=3
-deploy: 20m
-budgets: {global: 10%, metro: 20%, site: 25%, cluster: 25%, metros_per_region: 2}
-capacity: {headroom: 0.2}
-windows:
-  - {days: [mon, tue, wed, thu], start: "21:00", end: "07:00", tz: metro}
-blackouts:
-  - {region: eu-west, from: 2026-01-07T00:00:00Z, to: 2026-01-08T00:00:00Z, reason: sales event}
-canary: {count: 2, bake: 1h}
-growth: {steps: [1, 5, "2%", "10%", "25%"], bake: 30m}
-order:
-  - {by: release_state, first: [trial, nrt]}
-`
+// defaultSpec is spec.yaml, the spec planned when -spec is not given.
+//
+//go:embed spec.yaml
+var defaultSpec string
 
 func main() {
 	size := flag.Int("size", 5000, "servers in the generated fleet")
-	specFile := flag.String("spec", "", "rollout spec file (default: a built-in one)")
+	specFile := flag.String("spec", "", "rollout spec file (default: spec.yaml beside this example, built in)")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
