@@ -476,3 +476,18 @@ func TestCopyFieldCopiesExactlyOneField(t *testing.T) {
 		require.True(t, all.Equal(src), "copying every field reproduces the node")
 	}
 }
+
+func TestNodeText(t *testing.T) {
+	n := &Node{ID: "a", Kind: KindVM, Metro: "DEN", State: StateDrained, Health: HealthDown, TrafficGbps: 1, Labels: map[string]string{"k": "v"}}
+	for f, want := range map[Field]string{FieldID: "a", FieldKind: "vm", FieldMetro: "DEN", FieldState: "drained", FieldHealth: "down", FieldRack: ""} {
+		got, ok := n.Text(f)
+		if !ok || got != want {
+			t.Errorf("Text(%s) = %q, %v; want %q, true", f, got, ok, want)
+		}
+	}
+	for _, f := range []Field{FieldVersions, FieldTraffic, FieldCapacity, FieldLabels, numFields} {
+		if got, ok := n.Text(f); ok || got != "" {
+			t.Errorf("Text(%s) = %q, %v; want no text", f, got, ok)
+		}
+	}
+}

@@ -164,6 +164,17 @@ func key(s string) []byte {
 	return b
 }
 
+// Text returns the value of one of n's text fields, FieldID through
+// FieldHealth (enums by name), and false for the numbers and maps
+// (versions, traffic, capacity, labels), whose text form is the caller's
+// choice.
+func (n *Node) Text(f Field) (string, bool) {
+	if f > FieldHealth {
+		return "", false
+	}
+	return stringField(n, f), true
+}
+
 // stringField returns the value of a scalar field as text; enums give
 // their names and numbers their decimal form.
 func stringField(n *Node, f Field) string {

@@ -131,33 +131,10 @@ func PlanWithRefd(ctx context.Context, c *client.Client, spec []byte, start time
 // fieldValue formats field f of n for comparison and messages: equal
 // values format equally (nil and empty maps too, floats exactly).
 func fieldValue(n *disposition.Node, f disposition.Field) string {
+	if v, ok := n.Text(f); ok {
+		return v
+	}
 	switch f {
-	case disposition.FieldID:
-		return n.ID
-	case disposition.FieldKind:
-		return n.Kind.String()
-	case disposition.FieldRegion:
-		return n.Region
-	case disposition.FieldMetro:
-		return n.Metro
-	case disposition.FieldSite:
-		return n.Site
-	case disposition.FieldCluster:
-		return n.Cluster
-	case disposition.FieldRack:
-		return n.Rack
-	case disposition.FieldTimezone:
-		return n.Timezone
-	case disposition.FieldRole:
-		return n.Role
-	case disposition.FieldPlatform:
-		return n.Platform
-	case disposition.FieldState:
-		return n.State.String()
-	case disposition.FieldReleaseState:
-		return n.ReleaseState
-	case disposition.FieldHealth:
-		return n.Health.String()
 	case disposition.FieldVersions:
 		return formatMap(n.Versions)
 	case disposition.FieldTraffic:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/fleetkit/fleetkit/testkit/internal/serveruser"
 	"github.com/fleetkit/fleetkit/testkit/realserver"
 )
 
@@ -97,7 +98,7 @@ func (p *Pool) postgresImage(ctx context.Context) (string, error) {
 				return err
 			}
 			defer os.RemoveAll(dir)
-			as, err := asServerUser(dir)
+			as, err := serveruser.Prepare(dir)
 			if err != nil {
 				return err
 			}

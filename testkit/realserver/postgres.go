@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/fleetkit/fleetkit/testkit/internal/serveruser"
 )
 
 // PostgresDSNEnv names an environment variable holding the connection
@@ -75,7 +77,7 @@ func Postgres(t testing.TB) string {
 		t.Fatalf("realserver: %v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	owner, err := serverUser(dir)
+	owner, err := serveruser.Prepare(dir)
 	if err != nil {
 		t.Fatalf("realserver: postgres: %v", err)
 	}

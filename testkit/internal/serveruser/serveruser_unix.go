@@ -1,6 +1,6 @@
 //go:build unix
 
-package testkit
+package serveruser
 
 import (
 	"fmt"
@@ -11,18 +11,18 @@ import (
 	"syscall"
 )
 
-// asServerUser prepares dir for a server command that refuses to run as
-// root (initdb): when running as root it gives dir to user postgres (or
+// Prepare prepares dir for a server command that refuses to run as
+// root (initdb, postgres): when running as root it gives dir to user postgres (or
 // nobody) and returns a function that makes a command run as that user;
 // otherwise commands run as they are.
-func asServerUser(dir string) (func(*exec.Cmd), error) {
+func Prepare(dir string) (func(*exec.Cmd), error) {
 	if os.Geteuid() != 0 {
 		return func(*exec.Cmd) {}, nil
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
 		if u, err = user.Lookup("nobody"); err != nil {
-			return nil, fmt.Errorf("running as root needs a user postgres or nobody to run initdb as: %w", err)
+			return nil, fmt.Errorf("running as root needs a user postgres or nobody to run PostgreSQL as: %w", err)
 		}
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
