@@ -32,6 +32,7 @@ type Error struct {
 	Field string `json:"field,omitempty"`
 }
 
+// Error implements the error interface.
 func (e *Error) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("refd: %d %s (%s): %s", e.Status, e.Code, e.Field, e.Message)

@@ -38,6 +38,7 @@ const (
 
 var kindNames = []string{"", "baremetal", "vm", "container"}
 
+// String returns the name, as in JSON and queries.
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
@@ -74,6 +75,7 @@ const (
 
 var stateNames = []string{"", "provisioning", "in-service", "maintenance", "drained", "repair", "repurpose", "decommissioned"}
 
+// String returns the name, as in JSON and queries.
 func (s State) String() string {
 	if int(s) < len(stateNames) {
 		return stateNames[s]
@@ -106,6 +108,7 @@ const (
 
 var healthNames = []string{"unknown", "healthy", "degraded", "down"}
 
+// String returns the name, as in JSON and queries.
 func (h Health) String() string {
 	if int(h) < len(healthNames) {
 		return healthNames[h]
@@ -172,6 +175,7 @@ func Fields() []Field {
 	return fs
 }
 
+// String returns the name, as in JSON and queries.
 func (f Field) String() string {
 	if f < numFields {
 		return fieldNames[f]

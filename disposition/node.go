@@ -128,6 +128,7 @@ type FieldError struct {
 	Err   error
 }
 
+// Error implements the error interface.
 func (e *FieldError) Error() string {
 	if e.Node == "" {
 		return fmt.Sprintf("field %s: %v", e.Field, e.Err)
@@ -135,6 +136,7 @@ func (e *FieldError) Error() string {
 	return fmt.Sprintf("node %q: field %s: %v", e.Node, e.Field, e.Err)
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // Origin records where the value of one field came from.

@@ -29,6 +29,7 @@ const (
 
 var opNames = [...]string{"=", "!=", "<", "<=", ">", ">="}
 
+// String returns the operator as the query syntax writes it.
 func (o Op) String() string {
 	if int(o) < len(opNames) {
 		return opNames[o]
@@ -56,10 +57,12 @@ type Term struct {
 	Values []string
 }
 
+// String returns the term in the query syntax, as ParseQuery reads it.
 func (t Term) String() string {
 	return t.Field + t.Op.String() + strings.Join(t.Values, ",")
 }
 
+// String returns the query in the syntax ParseQuery reads.
 func (q Query) String() string {
 	parts := make([]string, len(q.Terms))
 	for i, t := range q.Terms {
@@ -75,10 +78,12 @@ type QueryError struct {
 	Err   error
 }
 
+// Error implements the error interface.
 func (e *QueryError) Error() string {
 	return fmt.Sprintf("%v: term %d %q: %v", ErrInvalidQuery, e.Index, e.Term, e.Err)
 }
 
+// Unwrap returns ErrInvalidQuery and the cause, for errors.Is and errors.As.
 func (e *QueryError) Unwrap() []error { return []error{ErrInvalidQuery, e.Err} }
 
 // ParseQuery parses the text form of a query. The error of a bad term is a

@@ -90,8 +90,10 @@ type ConfigError struct {
 	Err   error
 }
 
+// Error implements the error interface.
 func (e *ConfigError) Error() string { return fmt.Sprintf("refd: Config.%s: %v", e.Field, e.Err) }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // validate checks c and returns it with defaults applied, and its tokens

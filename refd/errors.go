@@ -36,6 +36,7 @@ type APIError struct {
 	Field   string `json:"field,omitempty"`
 }
 
+// Error implements the error interface.
 func (e *APIError) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("%d %s: %s: %s", e.Status, e.Code, e.Field, e.Message)

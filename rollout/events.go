@@ -319,6 +319,7 @@ type EventError struct {
 	Err     error
 }
 
+// Error implements the error interface.
 func (e *EventError) Error() string {
 	return fmt.Sprintf("rollout %s: event %d (%s): %v", e.Rollout, e.Seq, e.Type, e.Err)
 }

@@ -50,6 +50,7 @@ type CorruptError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *CorruptError) Error() string {
 	var where string
 	switch {

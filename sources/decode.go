@@ -31,6 +31,7 @@ type ConfigError struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	if e.File != "" {
@@ -52,6 +53,7 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // DecodeOptions decodes a YAML node, such as a source's options, into v,

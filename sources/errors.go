@@ -33,8 +33,10 @@ type SourceError struct {
 	Err    error
 }
 
+// Error implements the error interface.
 func (e *SourceError) Error() string { return fmt.Sprintf("sources: %s: %v", e.Source, e.Err) }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *SourceError) Unwrap() error { return e.Err }
 
 // GuardError is the removal guard rejecting an authoritative fetch that
@@ -53,6 +55,7 @@ type GuardError struct {
 	Limit int
 }
 
+// Error implements the error interface.
 func (e *GuardError) Error() string {
 	return fmt.Sprintf("removal guard: the fetch would remove %d of %d nodes, more than the limit of %d; it was not applied (AllowRemovals accepts it)",
 		e.Removing, e.Total, e.Limit)
@@ -79,6 +82,7 @@ type StatusError struct {
 	Body string
 }
 
+// Error implements the error interface.
 func (e *StatusError) Error() string {
 	if e.Body == "" {
 		return fmt.Sprintf("status %d", e.StatusCode)

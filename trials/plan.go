@@ -61,6 +61,7 @@ type ConflictError struct {
 	Conflicts []Conflict
 }
 
+// Error implements the error interface.
 func (e *ConflictError) Error() string {
 	msgs := make([]string, len(e.Conflicts))
 	for i, c := range e.Conflicts {

@@ -31,6 +31,7 @@ type StatusError struct {
 	Body string
 }
 
+// Error implements the error interface.
 func (e *StatusError) Error() string {
 	if e.Body == "" {
 		return fmt.Sprintf("status %d", e.Code)

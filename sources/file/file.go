@@ -152,6 +152,7 @@ type ParseError struct {
 	Err   error
 }
 
+// Error implements the error interface.
 func (e *ParseError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -170,4 +171,5 @@ func (e *ParseError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *ParseError) Unwrap() error { return e.Err }

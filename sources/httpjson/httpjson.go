@@ -66,6 +66,7 @@ type StatusError struct {
 	Body string
 }
 
+// Error implements the error interface.
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("GET %s: %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
 	if e.Body != "" {

@@ -28,6 +28,7 @@ type ValidationError struct {
 	Err   error
 }
 
+// Error implements the error interface.
 func (e *ValidationError) Error() string {
 	return fmt.Sprintf("overrides: %s: %v", e.Field, e.Err)
 }

@@ -48,6 +48,7 @@ type APIError struct {
 	Message    string
 }
 
+// Error implements the error interface.
 func (e *APIError) Error() string {
 	switch {
 	case e.Type != "":
