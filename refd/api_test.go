@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +21,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetkit/fleetkit/disposition"
+	"github.com/fleetkit/fleetkit/sources"
+	"github.com/fleetkit/fleetkit/sources/overrides"
+	"github.com/fleetkit/fleetkit/testkit/fleet"
 )
 
 func TestNewNamesTheBadField(t *testing.T) {
@@ -684,4 +690,56 @@ func TestRespCacheIsBounded(t *testing.T) {
 	c.put(3, "b", []byte("z"))
 	_, ok = c.get(1, "a")
 	require.False(t, ok, "a new version empties the cache")
+}
+
+// countingSource is an inventory that counts its fetches.
+type countingSource struct {
+	obs   []sources.Observation
+	calls atomic.Int64
+}
+
+func (c *countingSource) Name() string { return "inventory" }
+
+func (c *countingSource) Fetch(context.Context) ([]sources.Observation, error) {
+	c.calls.Add(1)
+	return c.obs, nil
+}
+
+// TestOverrideRefreshesOnlyOverrides: with the aggregator as Updater, an
+// override write shows in the node at once, and the other sources are not
+// fetched for it.
+func TestOverrideRefreshesOnlyOverrides(t *testing.T) {
+	f, err := fleet.Generate(fleet.Config{Size: 30, Seed: 3})
+	require.NoError(t, err)
+	inv := &countingSource{}
+	for _, n := range f.Nodes {
+		inv.obs = append(inv.obs, *sources.Observe(n.ID).Metro(n.Metro).Role(n.Role).State(n.State).Health(n.Health))
+	}
+	store, err := OpenStore(filepath.Join(t.TempDir(), "refd.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	ov, err := overrides.New(t.Context(), overrides.Config{Store: store})
+	require.NoError(t, err)
+	ix := disposition.NewIndex()
+	agg, err := sources.NewAggregator(ix, sources.AggregatorConfig{
+		Precedence: map[disposition.Field][]string{disposition.FieldState: {ov.Name()}},
+	}, sources.Registered{Source: inv, Authoritative: true, Interval: time.Hour},
+		sources.Registered{Source: ov, Interval: time.Hour})
+	require.NoError(t, err)
+	require.NoError(t, agg.Refresh(t.Context()))
+	var _ SourceRefresher = agg
+
+	srv, err := New(Config{Index: ix, Updater: agg, Store: store, Tokens: testTokens(), Overrides: ov})
+	require.NoError(t, err)
+	e := &testEnv{t: t, ts: httptest.NewServer(srv)}
+	defer e.ts.Close()
+	before := inv.calls.Load()
+	id := f.Nodes[0].ID
+	r := e.do("PUT", "/v1/overrides/"+id, ScopeWrite, `{"state":"maintenance","owner":"alice","reason":"INC-2","ttl":"2h"}`)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	n, ok := ix.Snapshot().Get(id)
+	require.True(t, ok)
+	require.Equal(t, disposition.StateMaintenance, n.State)
+	require.Equal(t, ov.Name(), n.Provenance.Of(disposition.FieldState).Source)
+	require.Equal(t, before, inv.calls.Load(), "the override write fetched the inventory")
 }

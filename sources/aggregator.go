@@ -408,6 +408,27 @@ func (a *Aggregator) Refresh(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// RefreshSource fetches the named source once (an attempt and its
+// retries), merges what changed and applies it to the index, as Refresh
+// does for every source: for a change that only one source knows about,
+// such as a manual override, without asking the others. An unknown name
+// is an error wrapping ErrUnknownSource; a failed fetch is a *SourceError,
+// handled as in Run (stale-on-error).
+func (a *Aggregator) RefreshSource(ctx context.Context, name string) error {
+	s, ok := a.byName[name]
+	if !ok {
+		return fmt.Errorf("sources: RefreshSource: %w %q", ErrUnknownSource, name)
+	}
+	r := a.fetchRound(ctx, s)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := a.ingest(s, r)
+	return errors.Join(err, a.mergeAndApply(ctx))
+}
+
 // Run fetches each source on its own jittered interval, merges and
 // applies every result as it arrives, until ctx is done; it then returns
 // nil. A source fetched within its interval before Run started (e.g. by

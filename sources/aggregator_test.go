@@ -700,3 +700,33 @@ func TestParallelMergeMatchesSequential(t *testing.T) {
 	got, _ := par.Snapshot().Get("n00005")
 	require.Equal(t, map[string]string{"rack": "override", "tier": "1"}, got.Labels)
 }
+
+// TestRefreshSource fetches one source alone: its change reaches the
+// index, the other sources are not asked, and an unknown name is refused.
+func TestRefreshSource(t *testing.T) {
+	inv := newMem("inv", sources.Observe("a").Metro("DEN").Role("edge"), sources.Observe("b").Metro("NYC").Role("edge"))
+	ov := newMem("overrides", sources.Observe("a").State(disposition.StateInService))
+	agg, ix := newAgg(t, newClock(), sources.AggregatorConfig{}, auth(inv), enrich(ov))
+	require.NoError(t, agg.Refresh(t.Context()))
+	invCalls, ovCalls := inv.calls.Load(), ov.calls.Load()
+
+	ov.set(sources.Observe("a").State(disposition.StateDrained), sources.Observe("b").State(disposition.StateMaintenance))
+	inv.set(sources.Observe("a").Metro("DEN").Role("mid"), sources.Observe("b").Metro("NYC").Role("edge"))
+	v := ix.Snapshot().Version()
+	require.NoError(t, agg.RefreshSource(t.Context(), "overrides"))
+	require.Equal(t, invCalls, inv.calls.Load(), "inv was fetched")
+	require.Equal(t, ovCalls+1, ov.calls.Load())
+	require.Greater(t, ix.Snapshot().Version(), v)
+	require.Equal(t, disposition.StateDrained, get(t, ix, "a").State)
+	require.Equal(t, disposition.StateMaintenance, get(t, ix, "b").State)
+	require.Equal(t, "edge", get(t, ix, "a").Role, "inv's change came in without a fetch of inv")
+
+	// A failing source keeps its last good answer (stale-on-error).
+	ov.fail(errors.New("boom"))
+	err := agg.RefreshSource(t.Context(), "overrides")
+	var se *sources.SourceError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, disposition.StateDrained, get(t, ix, "a").State)
+
+	require.ErrorIs(t, agg.RefreshSource(t.Context(), "nope"), sources.ErrUnknownSource)
+}
