@@ -194,7 +194,12 @@ type sourceState struct {
 	orphans      int  // observations of nodes no authoritative source reports
 	sampleDirty  bool // orphans changed since the status last showed them
 
-	status SourceStatus // guarded by Aggregator.statusMu
+	// next is the status being written, guarded by Aggregator.mu; status
+	// is what Status shows, guarded by Aggregator.statusMu. next becomes
+	// status (publish) only once what it reports is in the index, so a
+	// reader never sees a success the index does not hold yet.
+	next   SourceStatus
+	status SourceStatus
 }
 
 // entry is one source's observation of one node, as the aggregator keeps
@@ -328,6 +333,7 @@ func NewAggregator(ix *disposition.Index, cfg AggregatorConfig, srcs ...Register
 			s.backoff = DefaultBackoff
 		}
 		s.status = SourceStatus{Name: name, Authoritative: r.Authoritative}
+		s.next = s.status
 		if r.Authoritative {
 			a.numAuth++
 		}
@@ -405,6 +411,7 @@ func (a *Aggregator) Refresh(ctx context.Context) error {
 	if err := a.mergeAndApply(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	a.publish()
 	return errors.Join(errs...)
 }
 
@@ -426,7 +433,9 @@ func (a *Aggregator) RefreshSource(ctx context.Context, name string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	err := a.ingest(s, r)
-	return errors.Join(err, a.mergeAndApply(ctx))
+	err = errors.Join(err, a.mergeAndApply(ctx))
+	a.publish()
+	return err
 }
 
 // Run fetches each source on its own jittered interval, merges and
@@ -482,6 +491,7 @@ func (a *Aggregator) loop(ctx context.Context, s *sourceState) {
 		if err := a.mergeAndApply(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("applying merged observations", "err", err)
 		}
+		a.publish()
 		a.mu.Unlock()
 		delay = a.jittered(s.interval)
 	}
@@ -599,9 +609,20 @@ func (a *Aggregator) jittered(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (1 + a.jitter*(2*r-1)))
 }
 
-// setStatus updates s's status under statusMu.
+// setStatus updates s's next status; the caller holds a.mu. publish
+// makes it visible.
 func (a *Aggregator) setStatus(s *sourceState, fn func(*SourceStatus)) {
+	fn(&s.next)
+}
+
+// publish makes every source's next status the one Status returns, after
+// a merge has reached the index; the caller holds a.mu.
+func (a *Aggregator) publish() {
 	a.statusMu.Lock()
-	fn(&s.status)
+	for _, s := range a.srcs {
+		next := s.next
+		next.OrphanSample = slices.Clone(s.next.OrphanSample)
+		s.status = next
+	}
 	a.statusMu.Unlock()
 }

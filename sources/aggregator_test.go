@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -729,4 +730,35 @@ func TestRefreshSource(t *testing.T) {
 	require.Equal(t, disposition.StateDrained, get(t, ix, "a").State)
 
 	require.ErrorIs(t, agg.RefreshSource(t.Context(), "nope"), sources.ErrUnknownSource)
+}
+
+// TestStatusFollowsTheIndex polls Status while a first fetch of 20K nodes
+// is merged: a source is never shown as having succeeded before the index
+// holds what it fetched.
+func TestStatusFollowsTheIndex(t *testing.T) {
+	var obs []*sources.Observation
+	for i := range 20_000 {
+		obs = append(obs, sources.Observe(fmt.Sprintf("n%05d", i)).Metro("DEN").Role("edge"))
+	}
+	inv := newMem("inv", obs...)
+	agg, ix := newAgg(t, newClock(), sources.AggregatorConfig{}, auth(inv))
+	done := make(chan struct{})
+	var early, polls atomic.Int64
+	go func() {
+		defer close(done)
+		for ctx := t.Context(); ctx.Err() == nil; {
+			polls.Add(1)
+			st := agg.Status()[0]
+			if !st.LastSuccess.IsZero() {
+				if ix.Snapshot().Len() == 0 {
+					early.Add(1)
+				}
+				return
+			}
+		}
+	}()
+	require.NoError(t, agg.Refresh(t.Context()))
+	<-done
+	require.Zero(t, early.Load(), "Status showed a success before the index held it")
+	require.Positive(t, polls.Load())
 }
