@@ -89,7 +89,7 @@ func (f fieldIndexer) FromObject(obj any) (bool, []byte, error) {
 	if v == "" {
 		return false, nil, nil
 	}
-	return true, key(v), nil
+	return true, keyFor(v, n), nil
 }
 
 func (f fieldIndexer) FromArgs(args ...any) ([]byte, error) {
@@ -110,11 +110,15 @@ type sparseIndexer struct {
 }
 
 func (x sparseIndexer) FromObject(obj any) (bool, []byte, error) {
-	ok, k, err := fieldIndexer(x.field).FromObject(obj)
-	if !ok || err != nil || string(k[:len(k)-1]) == x.omitted {
-		return false, nil, err
+	n, ok := obj.(*Node)
+	if !ok {
+		return false, nil, fmt.Errorf("disposition: indexing %T, want *Node", obj)
 	}
-	return true, k, nil
+	v := stringField(n, x.field)
+	if v == "" || v == x.omitted {
+		return false, nil, nil
+	}
+	return true, keyFor(v, n), nil
 }
 
 func (x sparseIndexer) FromArgs(args ...any) ([]byte, error) {
@@ -133,14 +137,24 @@ func (labelIndexer) FromObject(obj any) (bool, [][]byte, error) {
 	if len(n.Labels) == 0 {
 		return false, nil, nil
 	}
+	// One buffer holds every key, each with room after it for the node's
+	// primary key, which memdb appends in place.
+	size := 0
+	for k, v := range n.Labels {
+		size += len(k) + len(v) + 2 + len(n.ID) + 1
+	}
+	buf := make([]byte, 0, size)
 	keys := make([][]byte, 0, len(n.Labels))
 	for k, v := range n.Labels {
 		if k == "" || v == "" {
 			continue
 		}
-		b := make([]byte, 0, len(k)+len(v)+2)
-		b = append(append(append(append(b, k...), 0), v...), 0)
-		keys = append(keys, b)
+		start := len(buf)
+		buf = append(append(append(append(buf, k...), 0), v...), 0)
+		end := len(buf)
+		room := end + len(n.ID) + 1
+		keys = append(keys, buf[start:end:room])
+		buf = buf[:room]
 	}
 	return len(keys) > 0, keys, nil
 }
@@ -156,6 +170,15 @@ func (labelIndexer) FromArgs(args ...any) ([]byte, error) {
 	}
 	b := make([]byte, 0, len(k)+len(v)+2)
 	return append(append(append(append(b, k...), 0), v...), 0), nil
+}
+
+// keyFor is key(s) with room for the node's primary key, which memdb
+// appends to the keys of non-unique indexes: the append then needs no
+// second allocation and copy.
+func keyFor(s string, n *Node) []byte {
+	b := make([]byte, len(s)+1, len(s)+1+len(n.ID)+1)
+	copy(b, s)
+	return b
 }
 
 func key(s string) []byte {
