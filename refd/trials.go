@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/fleetkit/fleetkit/sources/overrides"
@@ -99,15 +100,18 @@ func (s *Server) planTrial(ctx context.Context, t *trials.Trial) (*trials.TrialP
 }
 
 // syncTrialFormulas makes the Formulas serve the release state of every
-// trial in force (a no-op when they cannot serve trials).
-func (s *Server) syncTrialFormulas(ctx context.Context) error {
+// trial in force (a no-op when they cannot serve trials). A trial that no
+// longer fits the control file (a formula it pins was removed since, say)
+// is left out, with its error in dropped, keyed by trial name; err is
+// about the store or the stored trials.
+func (s *Server) syncTrialFormulas(ctx context.Context) (dropped map[string]error, err error) {
 	tf, ok := s.cfg.Formulas.(TrialFormulas)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	all, err := s.cfg.Store.Trials(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.cfg.Now()
 	var ts []*trials.Trial
@@ -117,24 +121,51 @@ func (s *Server) syncTrialFormulas(ctx context.Context) error {
 		}
 		t, err := trials.Parse(rec.File, []byte(rec.Source))
 		if err != nil {
-			return fmt.Errorf("trial %s as stored: %w", rec.Name, err)
+			return nil, fmt.Errorf("trial %s as stored: %w", rec.Name, err)
 		}
 		ts = append(ts, t)
 	}
-	if err := tf.SetTrials(ctx, ts); err != nil {
-		return err
+	if err := tf.SetTrials(ctx, ts); err == nil {
+		s.trialsServed.Store(true)
+		return nil, nil
+	}
+	// Serve the trials that fit; SetTrials changes nothing when it fails.
+	dropped = map[string]error{}
+	var kept []*trials.Trial
+	for _, t := range ts {
+		if err := tf.SetTrials(ctx, append(slices.Clone(kept), t)); err != nil {
+			dropped[t.Name] = err
+			continue
+		}
+		kept = append(kept, t)
+	}
+	if len(kept) == 0 {
+		if err := tf.SetTrials(ctx, nil); err != nil {
+			return dropped, err
+		}
 	}
 	s.trialsServed.Store(true)
-	return nil
+	return dropped, nil
+}
+
+// logTrialFormulas syncs the trials' formula states and logs what failed.
+func (s *Server) logTrialFormulas(ctx context.Context) {
+	dropped, err := s.syncTrialFormulas(ctx)
+	for name, derr := range dropped {
+		s.log.ErrorContext(ctx, "the formulas of a trial in force cannot be served", "trial", name, "err", derr)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "serving the formulas of the trials in force", "err", err)
+	}
 }
 
 // trialFormulasServed syncs the trials' formula states once, before the
-// first formulas request of a server started over trials in force.
-func (s *Server) trialFormulasServed(ctx context.Context) error {
-	if s.trialsServed.Load() {
-		return nil
+// first formulas request of a server started over trials in force; the
+// formulas of every other server do not wait on a trial that fails.
+func (s *Server) trialFormulasServed(ctx context.Context) {
+	if !s.trialsServed.Load() {
+		s.logTrialFormulas(ctx)
 	}
-	return s.syncTrialFormulas(ctx)
 }
 
 func (s *Server) handleTrialPlan(w http.ResponseWriter, r *http.Request) error {
@@ -227,7 +258,16 @@ func (s *Server) handleApplyTrial(w http.ResponseWriter, r *http.Request) error 
 		return nil
 	}
 	// The trial's formula state is served before its servers move to it.
-	if err := s.syncTrialFormulas(ctx); err != nil {
+	dropped, err := s.syncTrialFormulas(ctx)
+	for name, derr := range dropped {
+		if name != t.Name {
+			s.log.ErrorContext(ctx, "the formulas of a trial in force cannot be served", "trial", name, "err", derr)
+		}
+	}
+	if err == nil {
+		err = dropped[t.Name]
+	}
+	if err != nil {
 		s.undoTrial(r, rec)
 		return trialErr(err)
 	}
@@ -319,9 +359,7 @@ func (s *Server) undoTrial(r *http.Request, rec *TrialRecord) {
 	if err := s.cfg.Store.DeleteTrial(ctx, rec.Name); err != nil {
 		s.log.ErrorContext(ctx, "undo trial record", "trial", rec.Name, "err", err)
 	}
-	if err := s.syncTrialFormulas(ctx); err != nil {
-		s.log.ErrorContext(ctx, "undo trial formulas", "trial", rec.Name, "err", err)
-	}
+	s.logTrialFormulas(ctx)
 }
 
 func (s *Server) handleEndTrial(w http.ResponseWriter, r *http.Request) error {
@@ -375,9 +413,7 @@ func (s *Server) endTrial(r *http.Request, rec *TrialRecord, state TrialState, w
 		return err
 	}
 	// The servers have left the trial's state: stop serving it.
-	if err := s.syncTrialFormulas(ctx); err != nil {
-		s.log.ErrorContext(ctx, "trial formulas after end", "trial", rec.Name, "err", err)
-	}
+	s.logTrialFormulas(ctx)
 	return nil
 }
 

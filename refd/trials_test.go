@@ -276,6 +276,19 @@ func TestTrialsAPIFormulas(t *testing.T) {
 	defer e2.ts.Close()
 	require.Equal(t, "edge-trial-f1 v1.1.0", pinRef(e2.do("GET", "/v1/formulas/resolve?role=edge&release_state=trial-f1", ScopeRead, "")))
 
+	// Over a control file the trial no longer fits (no state nrt to
+	// inherit), its state is left out and everything else is served.
+	control2 := filepath.Join(t.TempDir(), "formulas.yaml")
+	require.NoError(t, os.WriteFile(control2, []byte(strings.Replace(text, "  nrt:\n    inherit: ga\n", "", 1)), 0o644))
+	narrow, err := NewFormulasService(t.Context(), FormulasConfig{Control: control2})
+	require.NoError(t, err)
+	srv3, err := New(Config{Index: e.ix, Store: e.store, Tokens: testTokens(), Overrides: e.ov, Formulas: narrow})
+	require.NoError(t, err)
+	e3 := &testEnv{t: t, ts: httptest.NewServer(srv3)}
+	defer e3.ts.Close()
+	require.Equal(t, "edge-ga v1.0.0", pinRef(e3.do("GET", "/v1/formulas/resolve?role=edge&release_state=ga", ScopeRead, "")))
+	require.Equal(t, http.StatusUnprocessableEntity, e3.do("GET", "/v1/formulas/resolve?role=edge&release_state=trial-f1", ScopeRead, "").status)
+
 	r = e.do("POST", "/v1/trials/f1/end", ScopeRollout, "")
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 	require.Equal(t, http.StatusUnprocessableEntity, resolve("trial-f1").status, "the ended trial's state is still served")
