@@ -27,7 +27,6 @@ import (
 	"github.com/fleetkit/fleetkit/sources/file"
 	"github.com/fleetkit/fleetkit/sources/overrides"
 	"github.com/fleetkit/fleetkit/testkit/fleet"
-	"github.com/fleetkit/fleetkit/testkit/saltrepo"
 )
 
 // Demo defaults.
@@ -196,13 +195,14 @@ func NewDemo(ctx context.Context, cfg DemoConfig) (*Demo, error) {
 		return fail(err)
 	}
 	var formulaSvc Formulas
-	switch svc, err := demoFormulas(ctx, filepath.Join(cfg.DataDir, DemoFormulasDir)); {
-	case err == nil:
+	// Formulas are the one part of the demo that needs a program (git):
+	// without it, or if making the repositories fails, the rest runs.
+	if svc, err := demoFormulas(ctx, filepath.Join(cfg.DataDir, DemoFormulasDir)); err == nil {
 		formulaSvc = svc
-	case errors.Is(err, saltrepo.ErrNoGit):
+	} else if ctx.Err() != nil {
+		return fail(ctx.Err())
+	} else {
 		cfg.Logger.Warn("the demo runs without formulas", "reason", err.Error())
-	default:
-		return fail(err)
 	}
 	d.Server, err = New(Config{
 		Index:     ix,

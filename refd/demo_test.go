@@ -97,3 +97,13 @@ func TestNewDemoServesAndKeepsItsToken(t *testing.T) {
 	_, err = NewDemo(ctx, DemoConfig{DataDir: dir, Size: 300})
 	require.ErrorContains(t, err, DemoTokenFile)
 }
+
+// TestDemoWithoutGit: with no git command the demo runs, without formulas.
+func TestDemoWithoutGit(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	d, err := NewDemo(t.Context(), DemoConfig{DataDir: t.TempDir(), Size: 200})
+	require.NoError(t, err)
+	defer d.Close()
+	require.Nil(t, d.Server.cfg.Formulas)
+	require.NotNil(t, d.Server.cfg.Runner)
+}
