@@ -267,25 +267,27 @@ func TestTrialsAPIFormulas(t *testing.T) {
 	require.Equal(t, "edge-trial-f1 v1.1.0", pinRef(resolve("trial-f1")))
 	require.Equal(t, "edge-nrt v1.0.0", pinRef(resolve("nrt")), "the trial changed another state")
 
+	// restarted is a new server on the same store, with the formulas of
+	// the control file at path.
+	restarted := func(path string) *testEnv {
+		t.Helper()
+		svc, err := NewFormulasService(t.Context(), FormulasConfig{Control: path})
+		require.NoError(t, err)
+		srv, err := New(Config{Index: e.ix, Store: e.store, Tokens: testTokens(), Overrides: e.ov, Formulas: svc})
+		require.NoError(t, err)
+		re := &testEnv{t: t, ts: httptest.NewServer(srv)}
+		t.Cleanup(re.ts.Close)
+		return re
+	}
 	// A restarted server serves the trials in force from its store.
-	again, err := NewFormulasService(t.Context(), FormulasConfig{Control: control})
-	require.NoError(t, err)
-	srv2, err := New(Config{Index: e.ix, Store: e.store, Tokens: testTokens(), Overrides: e.ov, Formulas: again})
-	require.NoError(t, err)
-	e2 := &testEnv{t: t, ts: httptest.NewServer(srv2)}
-	defer e2.ts.Close()
+	e2 := restarted(control)
 	require.Equal(t, "edge-trial-f1 v1.1.0", pinRef(e2.do("GET", "/v1/formulas/resolve?role=edge&release_state=trial-f1", ScopeRead, "")))
 
 	// Over a control file the trial no longer fits (no state nrt to
 	// inherit), its state is left out and everything else is served.
 	control2 := filepath.Join(t.TempDir(), "formulas.yaml")
 	require.NoError(t, os.WriteFile(control2, []byte(strings.Replace(text, "  nrt:\n    inherit: ga\n", "", 1)), 0o644))
-	narrow, err := NewFormulasService(t.Context(), FormulasConfig{Control: control2})
-	require.NoError(t, err)
-	srv3, err := New(Config{Index: e.ix, Store: e.store, Tokens: testTokens(), Overrides: e.ov, Formulas: narrow})
-	require.NoError(t, err)
-	e3 := &testEnv{t: t, ts: httptest.NewServer(srv3)}
-	defer e3.ts.Close()
+	e3 := restarted(control2)
 	require.Equal(t, "edge-ga v1.0.0", pinRef(e3.do("GET", "/v1/formulas/resolve?role=edge&release_state=ga", ScopeRead, "")))
 	require.Equal(t, http.StatusUnprocessableEntity, e3.do("GET", "/v1/formulas/resolve?role=edge&release_state=trial-f1", ScopeRead, "").status)
 
