@@ -9,43 +9,27 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/fleetkit/fleetkit/sources"
 )
 
 // maxBody caps a response; jobs.list_jobs on a busy master is large.
 const maxBody = 1 << 30
 
+// The errors of salt-api's answers are package sources' (as its saltapi
+// adapter's are), so one errors.Is test covers reading and deploying.
 var (
 	// ErrUnauthorized is wrapped by the errors of a login salt-api
 	// refuses, and of calls it refuses even after logging in again.
-	ErrUnauthorized = errors.New("saltdeploy: unauthorized")
+	ErrUnauthorized = sources.ErrUnauthorized
 	// ErrBadResponse is wrapped by the errors of answers that are not
 	// the JSON salt-api documents.
-	ErrBadResponse = errors.New("saltdeploy: bad response")
+	ErrBadResponse = sources.ErrBadResponse
 )
 
 // StatusError is an answer with a status other than 2xx. It wraps
 // ErrUnauthorized for 401 and 403.
-type StatusError struct {
-	Code int
-	// Body is the start of the response body, for the operator.
-	Body string
-}
-
-// Error implements the error interface.
-func (e *StatusError) Error() string {
-	if e.Body == "" {
-		return fmt.Sprintf("status %d", e.Code)
-	}
-	return fmt.Sprintf("status %d: %s", e.Code, e.Body)
-}
-
-// Unwrap returns ErrUnauthorized for 401 and 403, nil otherwise.
-func (e *StatusError) Unwrap() error {
-	if e.Code == http.StatusUnauthorized || e.Code == http.StatusForbidden {
-		return ErrUnauthorized
-	}
-	return nil
-}
+type StatusError = sources.StatusError
 
 // send makes one request with body as JSON (if not nil) and decodes the
 // answer into out.
@@ -78,7 +62,7 @@ func (d *Deployer) send(ctx context.Context, method, path, token string, body, o
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, &StatusError{Code: resp.StatusCode, Body: strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")}
+		return nil, &StatusError{StatusCode: resp.StatusCode, Body: strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")}
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
@@ -128,7 +112,7 @@ func (d *Deployer) call(ctx context.Context, method, path string, body, out any)
 	}
 	_, err = d.send(ctx, method, path, tok, body, out)
 	var se *StatusError
-	if errors.As(err, &se) && se.Code == http.StatusUnauthorized {
+	if errors.As(err, &se) && se.StatusCode == http.StatusUnauthorized {
 		if tok, err = d.login(ctx, tok); err != nil {
 			return err
 		}
