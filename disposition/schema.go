@@ -41,7 +41,7 @@ func schema() *memdb.DBSchema {
 		return &memdb.IndexSchema{Name: name, Unique: unique, AllowMissing: !unique, Indexer: x}
 	}
 	indexes := []*memdb.IndexSchema{
-		single(indexID, fieldIndexer(FieldID), true),
+		single(indexID, idIndexer{fieldIndexer(FieldID)}, true),
 		single(indexMetro, fieldIndexer(FieldMetro), false),
 		single(indexCluster, fieldIndexer(FieldCluster), false),
 		single(indexRole, fieldIndexer(FieldRole), false),
@@ -101,6 +101,21 @@ func (f fieldIndexer) FromArgs(args ...any) ([]byte, error) {
 		return nil, fmt.Errorf("disposition: %s index argument is %T, want string", Field(f), args[0])
 	}
 	return key(s), nil
+}
+
+// idIndexer indexes the primary key. Its index is unique, so memdb
+// appends nothing to its keys: they are allocated to their exact length.
+type idIndexer struct{ fieldIndexer }
+
+func (idIndexer) FromObject(obj any) (bool, []byte, error) {
+	n, ok := obj.(*Node)
+	if !ok {
+		return false, nil, fmt.Errorf("disposition: indexing %T, want *Node", obj)
+	}
+	if n.ID == "" {
+		return false, nil, nil
+	}
+	return true, key(n.ID), nil
 }
 
 // sparseIndexer indexes one field except for one common value.
