@@ -18,7 +18,7 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 fuzz:
-	.ci/fuzz 30s
+	.ci/fuzz 200000x
 
 ci:
 	bash .ci/run
