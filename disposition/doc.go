@@ -11,8 +11,16 @@
 //	edge, err := snap.Query(q)
 //	byMetro, err := snap.Aggregate(q, "metro", "health")
 //
-// Writes are applied only where a record changed, in go-memdb transactions of
-// at most MaxTxnRecords records, and published atomically: a snapshot sees
-// either all of a batch or none of it. Every published batch bumps the index
-// version. Watch gives one coarse signal per version, never one per record.
+// The index lives in go-memdb: a table of nodes keyed by ID, and a table of
+// postings, one compressed bitmap (roaring) per indexed value: every text
+// field but the ID, every label and every deployed version. A query
+// intersects the bitmaps of its equality terms, smallest first, and
+// subtracts those of its negations, so any combination of terms is indexed
+// without compound indexes.
+//
+// Writes are applied only where a record changed (a traffic-only change
+// touches no posting), in go-memdb transactions of at most MaxTxnRecords
+// records, and published atomically: a snapshot sees either all of a batch
+// or none of it. Every published batch bumps the index version. Watch gives
+// one coarse signal per version, never one per record.
 package disposition

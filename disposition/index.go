@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -50,14 +51,22 @@ type Index struct {
 	pub atomic.Pointer[published]
 }
 
-// published is one version of the index as readers see it.
+// published is one version of the index as readers see it. Nothing in it
+// is written after it is published.
 type published struct {
 	db      *memdb.MemDB // a memdb snapshot, never written
 	version uint64
 	// all holds every node ordered by ID, for full scans: walking the
 	// radix tree costs a few cache misses a node, ten times a slice.
-	all  []*Node
-	next chan struct{} // closed when a newer version is published
+	all []*Node
+	// slots holds every node at its ordinal, the number of its bit in the
+	// posting bitmaps; a free ordinal's slot is nil. Ordinals are given in
+	// ID order when the index is built, so most query results come out of
+	// the bitmaps already in ID order.
+	slots []*Node
+	free  []uint32        // free ordinals
+	live  *roaring.Bitmap // the ordinals in use
+	next  chan struct{}   // closed when a newer version is published
 }
 
 // NewIndex returns an empty index at version 0.
@@ -72,7 +81,7 @@ func NewIndex() *Index {
 	// the primary. The index never uses WatchSets, it signals versions, and
 	// not tracking cuts a fifth of the cost of a write.
 	ix := &Index{db: db.Snapshot()}
-	ix.pub.Store(&published{db: ix.db.Snapshot(), next: make(chan struct{})})
+	ix.pub.Store(&published{db: ix.db.Snapshot(), live: roaring.New(), next: make(chan struct{})})
 	return ix
 }
 
@@ -122,7 +131,9 @@ func (ix *Index) Apply(ctx context.Context, b Batch) (ApplyResult, error) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	cur := ix.pub.Load()
-	res, ch, err := ix.write(b, len(cur.all) == 0)
+	w := &writer{cur: cur, db: ix.db, txn: ix.db.Txn(true), empty: len(cur.all) == 0}
+	defer func() { w.txn.Abort() }() // no-op after Commit
+	res, err := w.write(b)
 	if err != nil {
 		// Drop the transactions already committed: the live database goes
 		// back to the published version.
@@ -137,71 +148,219 @@ func (ix *Index) Apply(ctx context.Context, b Batch) (ApplyResult, error) {
 	ix.pub.Store(&published{
 		db:      ix.db.Snapshot(),
 		version: res.Version,
-		all:     merge(cur.all, ch),
+		all:     merge(cur.all, w.ch),
+		slots:   w.slots,
+		free:    w.free,
+		live:    w.live,
 		next:    make(chan struct{}),
 	})
 	close(cur.next)
 	return res, nil
 }
 
-// write applies b to ix.db in transactions of at most MaxTxnRecords
-// writes. When the index is empty every upsert is an insert (Apply has
-// ruled out duplicates) and the lookups are skipped. The caller holds ix.mu.
-func (ix *Index) write(b Batch, empty bool) (ApplyResult, changes, error) {
+// writer applies one batch. It copies what it changes of the published
+// version (slots, free list, live set, each touched posting) once, on
+// first change, and writes the postings at the end.
+type writer struct {
+	cur     *published
+	db      *memdb.MemDB // the database written, ix.db
+	txn     *memdb.Txn
+	pending int  // records written in txn
+	empty   bool // the index was empty: every upsert is an insert
+	ch      changes
+	slots   []*Node
+	free    []uint32
+	live    *roaring.Bitmap
+	work    map[postingKey]*roaring.Bitmap // postings being changed
+}
+
+// write applies b in transactions of at most MaxTxnRecords writes. When
+// the index is empty every upsert is an insert (Apply has ruled out
+// duplicates): the lookups are skipped and ordinals follow ID order.
+func (w *writer) write(b Batch) (ApplyResult, error) {
 	var res ApplyResult
-	var ch changes
-	txn := ix.db.Txn(true)
-	defer func() { txn.Abort() }() // no-op after Commit
-	pending := 0
-	flush := func() {
-		if pending == MaxTxnRecords {
-			txn.Commit()
-			txn = ix.db.Txn(true)
-			pending = 0
-		}
+	ups := b.Upserts
+	if w.empty && !slices.IsSortedFunc(ups, byID) {
+		ups = slices.SortedFunc(slices.Values(ups), byID)
 	}
-	for _, n := range b.Upserts {
-		var old any
-		if !empty {
-			var err error
-			if old, err = txn.First(tableNodes, indexID, n.ID); err != nil {
-				return res, ch, fmt.Errorf("disposition: lookup %q: %w", n.ID, err)
+	for _, n := range ups {
+		var old *row
+		if !w.empty {
+			raw, err := w.txn.First(tableNodes, indexID, n.ID)
+			if err != nil {
+				return res, fmt.Errorf("disposition: lookup %q: %w", n.ID, err)
 			}
+			old, _ = raw.(*row)
 		}
+		var ord uint32
 		switch {
 		case old == nil:
 			res.Inserted++
-		case old.(*Node).Equal(n):
+			ord = w.alloc()
+			postingKeys(n, func(k postingKey) { w.bits(k).Add(ord) })
+		case old.node.Equal(n):
 			res.Unchanged++
 			continue
 		default:
 			res.Updated++
+			ord = old.ord
+			diffPostings(old.node, n,
+				func(k postingKey) { w.bits(k).Remove(ord) },
+				func(k postingKey) { w.bits(k).Add(ord) })
 		}
-		ch.upserts = append(ch.upserts, n)
-		if err := txn.Insert(tableNodes, n); err != nil {
-			return res, ch, fmt.Errorf("disposition: write %q: %w", n.ID, err)
+		w.own()
+		w.slots[ord] = n
+		w.ch.upserts = append(w.ch.upserts, n)
+		if err := w.insert(tableNodes, &row{node: n, ord: ord}); err != nil {
+			return res, fmt.Errorf("disposition: write %q: %w", n.ID, err)
 		}
-		pending++
-		flush()
 	}
 	for _, id := range b.Deletes {
-		old, err := txn.First(tableNodes, indexID, id)
+		raw, err := w.txn.First(tableNodes, indexID, id)
 		if err != nil {
-			return res, ch, fmt.Errorf("disposition: lookup %q: %w", id, err)
+			return res, fmt.Errorf("disposition: lookup %q: %w", id, err)
 		}
-		if old == nil {
+		old, ok := raw.(*row)
+		if !ok {
 			continue
 		}
-		if err := txn.Delete(tableNodes, old); err != nil {
-			return res, ch, fmt.Errorf("disposition: delete %q: %w", id, err)
+		w.ownLive()
+		postingKeys(old.node, func(k postingKey) { w.bits(k).Remove(old.ord) })
+		w.slots[old.ord] = nil
+		w.live.Remove(old.ord)
+		w.free = append(w.free, old.ord)
+		if err := w.txn.Delete(tableNodes, old); err != nil {
+			return res, fmt.Errorf("disposition: delete %q: %w", id, err)
 		}
-		ch.deletes = append(ch.deletes, id)
+		w.ch.deletes = append(w.ch.deletes, id)
 		res.Deleted++
-		pending++
-		flush()
+		w.flush()
 	}
-	txn.Commit()
-	return res, ch, nil
+	if err := w.writePostings(); err != nil {
+		return res, err
+	}
+	w.txn.Commit()
+	return res, nil
+}
+
+// own copies the published slots and free list before the first change
+// to them.
+func (w *writer) own() {
+	if w.work != nil {
+		return
+	}
+	w.work = map[postingKey]*roaring.Bitmap{}
+	w.slots = slices.Clone(w.cur.slots)
+	w.free = slices.Clone(w.cur.free)
+	w.live = w.cur.live // copied by ownLive when a node comes or goes
+}
+
+// ownLive copies the published live set before the first change to it.
+func (w *writer) ownLive() {
+	w.own()
+	if w.live == w.cur.live {
+		w.live = w.cur.live.Clone()
+	}
+}
+
+// alloc returns an ordinal for a new node: the last one freed, or the
+// next past the end.
+func (w *writer) alloc() uint32 {
+	w.ownLive()
+	var ord uint32
+	if n := len(w.free); n > 0 {
+		ord, w.free = w.free[n-1], w.free[:n-1]
+	} else {
+		ord = uint32(len(w.slots))
+		w.slots = append(w.slots, nil)
+	}
+	w.live.Add(ord)
+	return ord
+}
+
+// bits returns the writer's copy of the posting for k.
+func (w *writer) bits(k postingKey) *roaring.Bitmap {
+	w.own()
+	if b, ok := w.work[k]; ok {
+		return b
+	}
+	b := roaring.New()
+	if !w.empty {
+		if raw, _ := w.txn.First(tablePostings, indexID, k.String()); raw != nil {
+			b = raw.(*posting).bits.Clone()
+		}
+	}
+	w.work[k] = b
+	return b
+}
+
+// insert writes obj and commits the transaction every MaxTxnRecords
+// writes.
+func (w *writer) insert(table string, obj any) error {
+	if err := w.txn.Insert(table, obj); err != nil {
+		return err
+	}
+	w.flush()
+	return nil
+}
+
+// flush counts one write and commits the transaction every MaxTxnRecords.
+func (w *writer) flush() {
+	w.pending++
+	if w.pending == MaxTxnRecords {
+		w.txn.Commit()
+		w.txn = w.db.Txn(true)
+		w.pending = 0
+	}
+}
+
+// writePostings writes every changed posting, and removes the empty ones.
+func (w *writer) writePostings() error {
+	for k, b := range w.work {
+		s := k.String()
+		if b.IsEmpty() {
+			if _, err := w.txn.DeleteAll(tablePostings, indexID, s); err != nil {
+				return fmt.Errorf("disposition: delete posting: %w", err)
+			}
+		} else {
+			b.RunOptimize()
+			if err := w.txn.Insert(tablePostings, &posting{key: s, bits: b}); err != nil {
+				return fmt.Errorf("disposition: write posting: %w", err)
+			}
+		}
+		w.flush()
+	}
+	return nil
+}
+
+// diffPostings calls remove with the postings old has and n has not, and
+// add with those n has and old has not.
+func diffPostings(old, n *Node, remove, add func(postingKey)) {
+	for f := FieldKind; f <= FieldHealth; f++ {
+		if a, b := stringField(old, f), stringField(n, f); a != b {
+			if a != "" {
+				remove(postingKey{field: f, value: a})
+			}
+			if b != "" {
+				add(postingKey{field: f, value: b})
+			}
+		}
+	}
+	diffMap(FieldLabels, old.Labels, n.Labels, remove, add)
+	diffMap(FieldVersions, old.Versions, n.Versions, remove, add)
+}
+
+func diffMap(f Field, old, n map[string]string, remove, add func(postingKey)) {
+	for k, v := range old {
+		if nv, ok := n[k]; !ok || nv != v {
+			remove(postingKey{field: f, sub: k, value: v})
+		}
+	}
+	for k, v := range n {
+		if ov, ok := old[k]; !ok || ov != v {
+			add(postingKey{field: f, sub: k, value: v})
+		}
+	}
 }
 
 // changes are the writes of one Apply.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,7 +196,7 @@ func randomQuery(r *rand.Rand) Query {
 	var q Query
 	for range r.IntN(4) {
 		var t Term
-		switch r.IntN(9) {
+		switch r.IntN(13) {
 		case 0:
 			t = Term{Field: "metro", Values: someOf(r, poolMetros[:5])}
 		case 1:
@@ -216,6 +217,14 @@ func randomQuery(r *rand.Rand) Query {
 			t = Term{Field: "version.cdn-app", Op: Op(2 + r.IntN(4)), Values: []string{pick(r, poolVersions[:4])}}
 			q.Terms = append(q.Terms, t)
 			continue
+		case 9:
+			t = Term{Field: "id", Values: []string{fmt.Sprintf("h%03d", r.IntN(300)), fmt.Sprintf("h%03d", r.IntN(300))}}
+		case 10:
+			t = Term{Field: "kind", Values: someOf(r, kindNames[1:])}
+		case 11:
+			t = Term{Field: pick(r, []string{"region", "site"}), Values: someOf(r, []string{"na", "eu", "s1", "s2"})}
+		case 12:
+			t = Term{Field: "label.hw", Values: someOf(r, []string{"gen9", "gen10"})}
 		}
 		if r.IntN(3) == 0 {
 			t.Op = Ne
@@ -489,5 +498,62 @@ func TestNodeText(t *testing.T) {
 		if got, ok := n.Text(f); ok || got != "" {
 			t.Errorf("Text(%s) = %q, %v; want no text", f, got, ok)
 		}
+	}
+}
+
+// TestConcurrentReadersSeeWholeVersions queries snapshots from several
+// goroutines while batches are applied (run it with -race): every read
+// must agree with the model of the version it saw, so a writer that
+// changed a bitmap or slot a published version shares would show up as a
+// race or a wrong answer.
+func TestConcurrentReadersSeeWholeVersions(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	ix := NewIndex()
+	model := map[string]*Node{}
+	var versions sync.Map // version -> []*Node in ID order
+	versions.Store(uint64(0), []*Node(nil))
+	queries := make([]Query, 40)
+	for i := range queries {
+		queries[i] = randomQuery(r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; ctx.Err() == nil; i++ {
+				snap := ix.Snapshot()
+				q := queries[i%len(queries)]
+				got, err := snap.Query(q)
+				if err != nil {
+					errs <- err
+					return
+				}
+				want, ok := versions.Load(snap.Version())
+				if !ok {
+					continue // published before the writer recorded it
+				}
+				if d := cmp.Diff(ids(referenceQuery(want.([]*Node), q)), ids(got)); d != "" {
+					errs <- fmt.Errorf("version %d, query %q (-want +got):\n%s", snap.Version(), q, d)
+					return
+				}
+			}
+		}()
+	}
+	for range 60 {
+		b := randomBatch(r, model, 1+r.IntN(400))
+		applyModel(model, b)
+		want := sortedModel(model)
+		res, err := ix.Apply(context.Background(), b)
+		require.NoError(t, err)
+		versions.Store(res.Version, want)
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -1,205 +1,147 @@
 package disposition
 
 import (
+	"encoding/binary"
 	"fmt"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/hashicorp/go-memdb"
 )
 
-const tableNodes = "nodes"
-
-// Index names of the nodes table. Every non-unique index key is the field
-// value followed by a NUL byte, so a lookup of "DEN" never matches "DEN1".
+// The index keeps two go-memdb tables. "nodes" holds one row per node,
+// under a unique index on its ID. "postings" holds one row per indexed
+// value (metro=DEN, label tier=1, version cdn-app=3.2.0, ...): the set of
+// nodes that have it, as a compressed bitmap of the nodes' ordinals.
+//
+// Why not one go-memdb index per field: every memdb index entry costs
+// about 400 bytes and a dozen allocations in go-immutable-radix (a radix
+// node and a leaf, each with its own channel), and an update rewrites
+// every index's leaf for the node, because the leaf holds the object. With
+// eight indexes that was 3.1 KB and 65 allocations per node, twice the
+// heap budget, and a traffic-only change paid for eight tree writes. A
+// posting bitmap costs a few bytes per node, a write touches only the
+// values that changed, and any combination of terms is an intersection of
+// bitmaps, so no compound index is needed for any query.
 const (
-	indexID           = "id"
-	indexMetro        = "metro"
-	indexCluster      = "cluster"
-	indexRole         = "role"
-	indexState        = "state"
-	indexReleaseState = "release_state"
-	indexHealth       = "health"
-	indexLabels       = "labels"
+	tableNodes    = "nodes"
+	tablePostings = "postings"
+	indexID       = "id"
 )
 
-// schema declares the nodes table as data. The indexers are hand-written
-// over *Node instead of memdb's reflection-based StringFieldIndex and
-// StringMapFieldIndex (same key layout), which saves the reflection on
-// every write.
-//
-// Every index entry costs about 400 bytes and a dozen allocations in
-// go-immutable-radix, so the schema indexes only what can drive a query:
-//   - state and health are partial indexes that leave out the value nearly
-//     every server has (in-service, healthy); a query for that value would
-//     select most of the fleet, where a scan is as fast as an index;
-//   - there are no compound indexes: Query races the candidate lookups and
-//     drives from the smallest (see Snapshot.driver), so metro=DEN
-//     health=down reads the few down servers and filters them, which a
-//     metro_health index would speed up by microseconds at the price of
-//     another entry per server.
+// row is what the nodes table stores: the node and its ordinal, its bit in
+// the posting bitmaps and its slot in published.slots.
+type row struct {
+	node *Node
+	ord  uint32
+}
+
+// posting is the set of nodes that have one value of one field.
+type posting struct {
+	key  string // postingKey.String()
+	bits *roaring.Bitmap
+}
+
+// schema declares the two tables as data. The indexers are hand-written
+// over the row types: memdb's reflection indexers cannot read unexported
+// fields, and reflection on every write is a cost for nothing.
 func schema() *memdb.DBSchema {
-	single := func(name string, x memdb.Indexer, unique bool) *memdb.IndexSchema {
-		return &memdb.IndexSchema{Name: name, Unique: unique, AllowMissing: !unique, Indexer: x}
+	table := func(name string, x memdb.Indexer) *memdb.TableSchema {
+		return &memdb.TableSchema{Name: name, Indexes: map[string]*memdb.IndexSchema{
+			indexID: {Name: indexID, Unique: true, Indexer: x},
+		}}
 	}
-	indexes := []*memdb.IndexSchema{
-		single(indexID, idIndexer{fieldIndexer(FieldID)}, true),
-		single(indexMetro, fieldIndexer(FieldMetro), false),
-		single(indexCluster, fieldIndexer(FieldCluster), false),
-		single(indexRole, fieldIndexer(FieldRole), false),
-		single(indexState, sparseIndexer{FieldState, StateInService.String()}, false),
-		single(indexReleaseState, fieldIndexer(FieldReleaseState), false),
-		single(indexHealth, sparseIndexer{FieldHealth, HealthHealthy.String()}, false),
-		{Name: indexLabels, AllowMissing: true, Indexer: labelIndexer{}},
-	}
-	t := &memdb.TableSchema{Name: tableNodes, Indexes: map[string]*memdb.IndexSchema{}}
-	for _, ix := range indexes {
-		t.Indexes[ix.Name] = ix
-	}
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{tableNodes: t}}
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableNodes:    table(tableNodes, rowIndexer{}),
+		tablePostings: table(tablePostings, postingIndexer{}),
+	}}
 }
 
-// indexPlan says which indexes can drive a lookup on which fields, most
-// specific first.
-func indexPlan() []indexDef {
-	return []indexDef{
-		{indexID, FieldID, ""},
-		{indexMetro, FieldMetro, ""},
-		{indexCluster, FieldCluster, ""},
-		{indexRole, FieldRole, ""},
-		{indexState, FieldState, StateInService.String()},
-		{indexReleaseState, FieldReleaseState, ""},
-		{indexHealth, FieldHealth, HealthHealthy.String()},
-	}
-}
+// rowIndexer keys rows by node ID. The index is unique, so memdb appends
+// nothing to its keys: they are allocated to their exact length.
+type rowIndexer struct{}
 
-type indexDef struct {
-	name    string
-	field   Field
-	omitted string // the value a partial index leaves out
-}
-
-// fieldIndexer indexes one string-valued field of a Node.
-type fieldIndexer Field
-
-func (f fieldIndexer) FromObject(obj any) (bool, []byte, error) {
-	n, ok := obj.(*Node)
+func (rowIndexer) FromObject(obj any) (bool, []byte, error) {
+	r, ok := obj.(*row)
 	if !ok {
-		return false, nil, fmt.Errorf("disposition: indexing %T, want *Node", obj)
+		return false, nil, fmt.Errorf("disposition: indexing %T, want node row", obj)
 	}
-	v := stringField(n, Field(f))
-	if v == "" {
-		return false, nil, nil
-	}
-	return true, keyFor(v, n), nil
+	return r.node.ID != "", key(r.node.ID), nil
 }
 
-func (f fieldIndexer) FromArgs(args ...any) ([]byte, error) {
+func (rowIndexer) FromArgs(args ...any) ([]byte, error) { return stringArg(args) }
+
+// postingIndexer keys postings by their key.
+type postingIndexer struct{}
+
+func (postingIndexer) FromObject(obj any) (bool, []byte, error) {
+	p, ok := obj.(*posting)
+	if !ok {
+		return false, nil, fmt.Errorf("disposition: indexing %T, want posting", obj)
+	}
+	return true, key(p.key), nil
+}
+
+func (postingIndexer) FromArgs(args ...any) ([]byte, error) { return stringArg(args) }
+
+func stringArg(args []any) ([]byte, error) {
 	if len(args) != 1 {
-		return nil, fmt.Errorf("disposition: %s index takes 1 argument, got %d", Field(f), len(args))
+		return nil, fmt.Errorf("disposition: lookup takes 1 argument, got %d", len(args))
 	}
 	s, ok := args[0].(string)
 	if !ok {
-		return nil, fmt.Errorf("disposition: %s index argument is %T, want string", Field(f), args[0])
+		return nil, fmt.Errorf("disposition: lookup argument is %T, want string", args[0])
 	}
 	return key(s), nil
 }
 
-// idIndexer indexes the primary key. Its index is unique, so memdb
-// appends nothing to its keys: they are allocated to their exact length.
-type idIndexer struct{ fieldIndexer }
-
-func (idIndexer) FromObject(obj any) (bool, []byte, error) {
-	n, ok := obj.(*Node)
-	if !ok {
-		return false, nil, fmt.Errorf("disposition: indexing %T, want *Node", obj)
-	}
-	if n.ID == "" {
-		return false, nil, nil
-	}
-	return true, key(n.ID), nil
-}
-
-// sparseIndexer indexes one field except for one common value.
-type sparseIndexer struct {
-	field   Field
-	omitted string
-}
-
-func (x sparseIndexer) FromObject(obj any) (bool, []byte, error) {
-	n, ok := obj.(*Node)
-	if !ok {
-		return false, nil, fmt.Errorf("disposition: indexing %T, want *Node", obj)
-	}
-	v := stringField(n, x.field)
-	if v == "" || v == x.omitted {
-		return false, nil, nil
-	}
-	return true, keyFor(v, n), nil
-}
-
-func (x sparseIndexer) FromArgs(args ...any) ([]byte, error) {
-	return fieldIndexer(x.field).FromArgs(args...)
-}
-
-// labelIndexer indexes every label as key NUL value NUL, the layout of
-// memdb.StringMapFieldIndex.
-type labelIndexer struct{}
-
-func (labelIndexer) FromObject(obj any) (bool, [][]byte, error) {
-	n, ok := obj.(*Node)
-	if !ok {
-		return false, nil, fmt.Errorf("disposition: indexing %T, want *Node", obj)
-	}
-	if len(n.Labels) == 0 {
-		return false, nil, nil
-	}
-	// One buffer holds every key, each with room after it for the node's
-	// primary key, which memdb appends in place.
-	size := 0
-	for k, v := range n.Labels {
-		size += len(k) + len(v) + 2 + len(n.ID) + 1
-	}
-	buf := make([]byte, 0, size)
-	keys := make([][]byte, 0, len(n.Labels))
-	for k, v := range n.Labels {
-		if k == "" || v == "" {
-			continue
-		}
-		start := len(buf)
-		buf = append(append(append(append(buf, k...), 0), v...), 0)
-		end := len(buf)
-		room := end + len(n.ID) + 1
-		keys = append(keys, buf[start:end:room])
-		buf = buf[:room]
-	}
-	return len(keys) > 0, keys, nil
-}
-
-func (labelIndexer) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 2 {
-		return nil, fmt.Errorf("disposition: labels index takes 2 arguments, got %d", len(args))
-	}
-	k, ok1 := args[0].(string)
-	v, ok2 := args[1].(string)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("disposition: labels index arguments are %T, %T, want strings", args[0], args[1])
-	}
-	b := make([]byte, 0, len(k)+len(v)+2)
-	return append(append(append(append(b, k...), 0), v...), 0), nil
-}
-
-// keyFor is key(s) with room for the node's primary key, which memdb
-// appends to the keys of non-unique indexes: the append then needs no
-// second allocation and copy.
-func keyFor(s string, n *Node) []byte {
-	b := make([]byte, len(s)+1, len(s)+1+len(n.ID)+1)
-	copy(b, s)
-	return b
-}
-
+// key is s NUL-terminated, the layout of memdb's string indexes, so that a
+// prefix scan for "DEN" never matches "DEN1".
 func key(s string) []byte {
 	b := make([]byte, len(s)+1)
 	copy(b, s)
 	return b
+}
+
+// postingKey names one posting: a field and a value, with the label key or
+// version component for labels and versions. It is comparable, so the
+// writer keys its working set by it without building strings.
+type postingKey struct {
+	field Field
+	sub   string // label key or version component; "" for scalar fields
+	value string
+}
+
+// String is the posting's key in the postings table: the field, the
+// length of sub, sub and the value, which is unambiguous whatever bytes
+// label keys and values hold.
+func (k postingKey) String() string {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(k.sub)+len(k.value))
+	b = append(b, byte(k.field))
+	b = binary.AppendUvarint(b, uint64(len(k.sub)))
+	b = append(append(b, k.sub...), k.value...)
+	return string(b)
+}
+
+// indexed reports whether a query term on f with operator op can be
+// answered from postings.
+func indexed(f Field, op Op) bool {
+	return op <= Ne && f != FieldID && (f <= FieldHealth || f == FieldLabels || f == FieldVersions)
+}
+
+// postingKeys calls fn with every posting n belongs to. Absent values
+// (empty strings, unknown kind or state) have none.
+func postingKeys(n *Node, fn func(postingKey)) {
+	for f := FieldKind; f <= FieldHealth; f++ { // every scalar but the ID
+		if v := stringField(n, f); v != "" {
+			fn(postingKey{field: f, value: v})
+		}
+	}
+	for k, v := range n.Labels {
+		fn(postingKey{field: FieldLabels, sub: k, value: v})
+	}
+	for c, v := range n.Versions {
+		fn(postingKey{field: FieldVersions, sub: c, value: v})
+	}
 }
 
 // Text returns the value of one of n's text fields, FieldID through

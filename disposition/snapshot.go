@@ -1,16 +1,14 @@
 package disposition
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/hashicorp/go-memdb"
 )
-
-// maxDriverTuples bounds the lookups one query term may fan out into
-// (metro=A,B,C is 3). Past it the term only filters.
-const maxDriverTuples = 64
 
 // Snapshot is a consistent, read-only view of one version of an Index.
 // It is safe for concurrent use.
@@ -40,7 +38,7 @@ func (s *Snapshot) Get(id string) (*Node, bool) {
 	if err != nil || raw == nil {
 		return nil, false
 	}
-	return raw.(*Node), true
+	return raw.(*row).node, true
 }
 
 // Query returns the nodes matching q, ordered by ID. The nodes are shared:
@@ -50,8 +48,8 @@ func (s *Snapshot) Query(q Query) ([]*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d := s.driver(ms); d != nil {
-		return d.matching(ms), nil
+	if c, ok := s.candidates(ms); ok {
+		return c, nil
 	}
 	var out []*Node
 	s.scanAll(func(n *Node) bool {
@@ -70,8 +68,8 @@ func (s *Snapshot) Scan(q Query, fn func(*Node) bool) error {
 	if err != nil {
 		return err
 	}
-	if d := s.driver(ms); d != nil {
-		for _, n := range d.matching(ms) {
+	if c, ok := s.candidates(ms); ok {
+		for _, n := range c {
 			if !fn(n) {
 				break
 			}
@@ -171,64 +169,111 @@ func (s *Snapshot) Aggregate(q Query, by ...string) ([]Group, error) {
 	return out, nil
 }
 
-// driver picks the index lookups that yield the fewest candidates for ms,
-// or nil when no term can use an index. Candidate lookups are run in
-// lockstep and the first to finish wins, so the choice is exact and costs
-// at most a few times the winner's size, with no statistics to keep.
-func (s *Snapshot) driver(ms []*matcher) *cursor {
-	txn := s.txn()
-	eq := map[Field]*matcher{}
-	var cands []*cursor
+// candidates returns the nodes matching ms, in ID order, when an index
+// can answer: id=... reads the named nodes; every other equality or
+// negation term on an indexed field, label or version is a posting bitmap,
+// and the bitmaps are intersected (equalities, smallest first) and
+// subtracted (negations), so the most selective term bounds the work and
+// no combination needs a compound index. Terms no posting answers (version
+// order, id!=...) filter what is left. It returns false when no term can
+// use an index: a scan of every node is then as fast.
+func (s *Snapshot) candidates(ms []*matcher) ([]*Node, bool) {
 	for _, m := range ms {
-		switch {
-		case m.op != Eq:
-		case m.field == FieldLabels:
-			c := &cursor{txn: txn, index: indexLabels}
-			for _, v := range m.values {
-				c.tuples = append(c.tuples, []any{m.key, v})
-			}
-			cands = append(cands, c)
-		case eq[m.field] == nil:
-			eq[m.field] = m
+		if m.field == FieldID && m.op == Eq {
+			return s.byIDs(m.values, ms), true
 		}
 	}
-	for _, def := range indexPlan() {
-		m := eq[def.field]
-		if m == nil || len(m.values) > maxDriverTuples {
+	txn := s.txn()
+	var eqs, nes []*roaring.Bitmap
+	var rest []*matcher
+	for _, m := range ms {
+		if !indexed(m.field, m.op) {
+			rest = append(rest, m)
 			continue
 		}
-		vals := m.values
-		if m.enums != nil {
-			vals = make([]string, len(m.enums))
-			for i, e := range m.enums {
-				vals[i] = enumName(def.field, e)
-			}
+		b := s.union(txn, m)
+		if m.op == Eq {
+			eqs = append(eqs, b)
+		} else {
+			nes = append(nes, b)
 		}
-		if slices.Contains(vals, def.omitted) {
-			continue // a partial index does not hold that value
-		}
-		c := &cursor{txn: txn, index: def.name}
-		for _, v := range vals {
-			c.tuples = append(c.tuples, []any{v})
-		}
-		if def.name == indexID {
-			return c
-		}
-		cands = append(cands, c)
 	}
-	switch len(cands) {
+	if len(eqs)+len(nes) == 0 {
+		return nil, false
+	}
+	var set *roaring.Bitmap
+	switch len(eqs) {
 	case 0:
-		return nil
+		set = s.pub.live.Clone()
 	case 1:
-		return cands[0]
+		set = eqs[0].Clone()
+	default:
+		slices.SortFunc(eqs, func(a, b *roaring.Bitmap) int {
+			return cmp.Compare(a.GetCardinality(), b.GetCardinality())
+		})
+		set = roaring.FastAnd(eqs...)
 	}
-	for {
-		for _, c := range cands {
-			if !c.step() {
-				return c
+	for _, b := range nes {
+		if set.IsEmpty() {
+			break
+		}
+		set.AndNot(b)
+	}
+	out := make([]*Node, 0, set.GetCardinality())
+	it := set.ManyIterator()
+	var buf [256]uint32
+	for k := it.NextMany(buf[:]); k > 0; k = it.NextMany(buf[:]) {
+		for _, ord := range buf[:k] {
+			if n := s.pub.slots[ord]; matchAll(rest, n) {
+				out = append(out, n)
 			}
 		}
 	}
+	// Ordinals follow ID order except for nodes inserted after the build.
+	if !slices.IsSortedFunc(out, byID) {
+		slices.SortFunc(out, byID)
+	}
+	return out, true
+}
+
+// union returns the nodes that have one of m's values, as a bitmap the
+// caller must not modify.
+func (s *Snapshot) union(txn *memdb.Txn, m *matcher) *roaring.Bitmap {
+	var bs []*roaring.Bitmap
+	add := func(k postingKey) {
+		if raw, _ := txn.First(tablePostings, indexID, k.String()); raw != nil {
+			bs = append(bs, raw.(*posting).bits)
+		}
+	}
+	switch {
+	case m.enums != nil:
+		for _, e := range m.enums {
+			add(postingKey{field: m.field, value: enumName(m.field, e)})
+		}
+	default:
+		for _, v := range m.values {
+			add(postingKey{field: m.field, sub: m.key, value: v})
+		}
+	}
+	switch len(bs) {
+	case 0:
+		return roaring.New()
+	case 1:
+		return bs[0]
+	}
+	return roaring.FastOr(bs...)
+}
+
+// byIDs returns the nodes with the given IDs that match ms, in ID order.
+func (s *Snapshot) byIDs(ids []string, ms []*matcher) []*Node {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	var out []*Node
+	for _, id := range ids {
+		if n, ok := s.Get(id); ok && matchAll(ms, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func enumName(f Field, v uint8) string {
@@ -239,53 +284,4 @@ func enumName(f Field, v uint8) string {
 		return State(v).String()
 	}
 	return Health(v).String()
-}
-
-// cursor walks the results of one or more lookups on one index.
-type cursor struct {
-	txn    *memdb.Txn
-	index  string
-	tuples [][]any
-	it     memdb.ResultIterator
-	buf    []*Node
-}
-
-// step reads one more node into buf and reports whether there may be more.
-func (c *cursor) step() bool {
-	for {
-		if c.it == nil {
-			if len(c.tuples) == 0 {
-				return false
-			}
-			it, err := c.txn.Get(tableNodes, c.index, c.tuples[0]...)
-			c.tuples = c.tuples[1:]
-			if err != nil {
-				continue // an argument the index cannot hold matches nothing
-			}
-			c.it = it
-		}
-		if raw := c.it.Next(); raw != nil {
-			c.buf = append(c.buf, raw.(*Node))
-			return true
-		}
-		c.it = nil
-	}
-}
-
-// matching reads the rest of the cursor and returns the nodes that match
-// ms, ordered by ID. It filters in place: the cursor is used up.
-func (c *cursor) matching(ms []*matcher) []*Node {
-	for c.step() {
-	}
-	out := c.buf[:0]
-	for _, n := range c.buf {
-		if matchAll(ms, n) {
-			out = append(out, n)
-		}
-	}
-	// One lookup yields ID order; several (metro=A,B) need a sort.
-	if !slices.IsSortedFunc(out, byID) {
-		slices.SortFunc(out, byID)
-	}
-	return out
 }
