@@ -66,6 +66,7 @@ type published struct {
 	slots []*Node
 	free  []uint32        // free ordinals
 	live  *roaring.Bitmap // the ordinals in use
+	late  int             // nodes given an ordinal out of ID order since the build
 	next  chan struct{}   // closed when a newer version is published
 }
 
@@ -145,17 +146,51 @@ func (ix *Index) Apply(ctx context.Context, b Batch) (ApplyResult, error) {
 		return res, nil
 	}
 	res.Version = cur.version + 1
-	ix.pub.Store(&published{
+	next := &published{
 		db:      ix.db.Snapshot(),
 		version: res.Version,
 		all:     merge(cur.all, w.ch),
 		slots:   w.slots,
 		free:    w.free,
 		live:    w.live,
+		late:    cur.late + w.late,
 		next:    make(chan struct{}),
-	})
+	}
+	if next.late > len(next.all)/renumberShare {
+		if err := ix.renumber(next); err != nil {
+			ix.db = cur.db.Snapshot()
+			return ApplyResult{}, err
+		}
+	}
+	ix.pub.Store(next)
 	close(cur.next)
 	return res, nil
+}
+
+// renumberShare: once more than 1/renumberShare of the nodes were given
+// ordinals out of ID order, the index is renumbered.
+const renumberShare = 8
+
+// renumber rebuilds the database of p from p.all so that ordinals follow
+// ID order again, as after a first build. Nodes inserted after the build
+// take free or new ordinals; query results that hold them come out of the
+// bitmaps out of order and are sorted. Renumbering costs a build, once
+// per len/renumberShare late nodes. The caller holds ix.mu.
+func (ix *Index) renumber(p *published) error {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return fmt.Errorf("disposition: renumber: %w", err)
+	}
+	fresh := db.Snapshot()
+	empty := &published{db: fresh.Snapshot(), live: roaring.New()}
+	w := &writer{cur: empty, db: fresh, txn: fresh.Txn(true), empty: true}
+	defer func() { w.txn.Abort() }()
+	if _, err := w.write(Batch{Upserts: p.all}); err != nil {
+		return fmt.Errorf("disposition: renumber: %w", err)
+	}
+	ix.db = fresh
+	p.db, p.slots, p.free, p.live, p.late = fresh.Snapshot(), w.slots, w.free, w.live, 0
+	return nil
 }
 
 // writer applies one batch. It copies what it changes of the published
@@ -167,6 +202,7 @@ type writer struct {
 	txn     *memdb.Txn
 	pending int  // records written in txn
 	empty   bool // the index was empty: every upsert is an insert
+	late    int  // inserts into a non-empty index
 	ch      changes
 	slots   []*Node
 	free    []uint32
@@ -197,6 +233,9 @@ func (w *writer) write(b Batch) (ApplyResult, error) {
 		case old == nil:
 			res.Inserted++
 			ord = w.alloc()
+			if !w.empty {
+				w.late++
+			}
 			postingKeys(n, func(k postingKey) { w.bits(k).Add(ord) })
 		case old.node.Equal(n):
 			res.Unchanged++
@@ -250,6 +289,11 @@ func (w *writer) own() {
 		return
 	}
 	w.work = map[postingKey]*roaring.Bitmap{}
+	if w.empty {
+		// Number from 0 again, whatever ordinals deleted nodes left free.
+		w.live = roaring.New()
+		return
+	}
 	w.slots = slices.Clone(w.cur.slots)
 	w.free = slices.Clone(w.cur.free)
 	w.live = w.cur.live // copied by ownLive when a node comes or goes

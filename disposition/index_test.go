@@ -557,3 +557,57 @@ func TestConcurrentReadersSeeWholeVersions(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRenumberKeepsOrdinalsInIDOrder inserts nodes into a built index in
+// reverse ID order until the index renumbers, and checks that the
+// ordinals then follow ID order again and that queries still agree with
+// the model before and after.
+func TestRenumberKeepsOrdinalsInIDOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	ix := NewIndex()
+	model := map[string]*Node{}
+	var first Batch
+	for i := range 800 {
+		first.Upserts = append(first.Upserts, randomNode(r, fmt.Sprintf("n%05d", 2*i)))
+	}
+	applyModel(model, first)
+	_, err := ix.Apply(context.Background(), first)
+	require.NoError(t, err)
+	inOrder := func() bool {
+		var prev *Node
+		for _, n := range ix.pub.Load().slots {
+			if n != nil && prev != nil && n.ID < prev.ID {
+				return false
+			}
+			if n != nil {
+				prev = n
+			}
+		}
+		return true
+	}
+	require.True(t, inOrder(), "after the build")
+	renumbered := false
+	for i := 799; i >= 0; i -= 10 {
+		var b Batch
+		for j := i; j > i-10; j-- {
+			b.Upserts = append(b.Upserts, randomNode(r, fmt.Sprintf("n%05d", 2*j+1)))
+		}
+		b.Deletes = []string{fmt.Sprintf("n%05d", 2*(799-i))}
+		applyModel(model, b)
+		_, err := ix.Apply(context.Background(), b)
+		require.NoError(t, err)
+		if ix.pub.Load().late == 0 {
+			renumbered = true
+			require.True(t, inOrder(), "after renumbering at %d", i)
+		}
+		snap := ix.Snapshot()
+		for range 10 {
+			q := randomQuery(r)
+			got, err := snap.Query(q)
+			require.NoError(t, err)
+			require.Empty(t, cmp.Diff(ids(referenceQuery(sortedModel(model), q)), ids(got)), "query %q", q)
+		}
+	}
+	require.True(t, renumbered, "the index never renumbered")
+	require.False(t, inOrder(), "inserts after the last renumbering should be out of order (else this test checks nothing)")
+}
