@@ -57,8 +57,9 @@ func (s waveSeq) max() int {
 // bounds computes lower bounds on the plan's waves and duration from the
 // constraints alone: the growth ramp and global cap; every domain's
 // budget; metros that can never share a wave (one metro per region, or
-// windows that never overlap for a wave's length); and per metro, the
-// time its windows need to hold its waves.
+// windows that never overlap for a wave's length); metros of which no
+// wave can hold more than two or three (see overlap.spread); and per
+// metro, the time its windows need to hold its waves.
 func (p *planner) bounds(plan *Plan) {
 	b := &plan.Bounds
 	if len(plan.Waves) == 0 {
@@ -186,6 +187,22 @@ func (p *planner) bounds(plan *Plan) {
 			if extra > 0 {
 				b.MinWavesBy += ",then:" + by
 			}
+		}
+	}
+	// Metros of which no wave may hold more than q: the waves must hold
+	// them sum(weight) times, at most q at a time (see spread). Where
+	// windows go round the clock, the disjoint metros above are often
+	// few, while a ring of regions each overlapping its neighbours only
+	// forces waves all the same.
+	if len(ms) > 1 {
+		o := p.newOverlap(ms, dmin)
+		if sum, q, member := o.spread(w, 3); q > 1 && ceilDiv(sum, q) > b.MinWaves {
+			names := make([]string, len(member))
+			for i, m := range member {
+				names[i] = ms[m].name
+			}
+			slices.Sort(names)
+			b.MinWaves, b.MinWavesBy = ceilDiv(sum, q), fmt.Sprintf("overlap:%d:%s", q, strings.Join(names, "+"))
 		}
 	}
 	if mpr > 1 {

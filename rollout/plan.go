@@ -126,7 +126,9 @@ type MetroInfo struct {
 type Bounds struct {
 	// MinWaves is a lower bound on the number of waves, and MinWavesBy
 	// the constraint that gives it ("growth", "budget:metro:DEN",
-	// "exclusion:region:na-east", "windows:DEN+NRT+...").
+	// "exclusion:region:na-east", "disjoint:DEN+NRT+..." for metros no
+	// wave can hold two of, "overlap:2:DEN+NRT+..." for metros no wave
+	// can hold more than two of).
 	MinWaves   int    `json:"min_waves"`
 	MinWavesBy string `json:"min_waves_by"`
 	// MinDuration is a lower bound on the time from Start to End.

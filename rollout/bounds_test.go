@@ -1,0 +1,193 @@
+package rollout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetkit/fleetkit/rollout"
+)
+
+// tiny is a small rollout whose fewest waves exhaustive search can find:
+// metros with a daily UTC window each, one-hour waves and no bake, so
+// that waves may as well start on the hour (windows open and close on
+// the hour, and moving a wave's start up to the next full hour keeps it
+// inside the same windows and after the previous wave).
+type tiny struct {
+	servers []int    // per metro
+	region  []int    // per metro
+	from    []int    // per metro: the window's first hour
+	hours   []int    // per metro: the window's length
+	budget  int      // servers per metro per wave
+	mpr     int      // metros per region per wave, 0 for no limit
+	horizon int      // hours
+	names   []string // per metro
+}
+
+func randomTiny(r *rand.Rand) tiny {
+	n := 2 + r.IntN(4)
+	t := tiny{budget: 1 + r.IntN(2), mpr: r.IntN(3), horizon: 48 + 24*r.IntN(2)}
+	regions := 1 + r.IntN(3)
+	// A third of the cases put five metros on a ring of windows around
+	// the day, each overlapping its neighbours only: no three share a
+	// wave, which the clique of disjoint metros does not see.
+	ring := r.IntN(3) == 0
+	if ring {
+		n, regions = 5, 5
+	}
+	for i := range n {
+		t.servers = append(t.servers, 1+r.IntN(4))
+		t.region = append(t.region, r.IntN(regions))
+		if ring {
+			t.from = append(t.from, (5*i+r.IntN(2))%24)
+			t.hours = append(t.hours, 6+r.IntN(3))
+		} else {
+			t.from = append(t.from, r.IntN(24))
+			t.hours = append(t.hours, 1+r.IntN(6))
+		}
+		t.names = append(t.names, string(rune('A'+i))+"AA")
+	}
+	return t
+}
+
+func (t tiny) open(m, h int) bool {
+	return (h-t.from[m]+24)%24 < t.hours[m]
+}
+
+// fewest returns the fewest waves that hold every server within the
+// horizon, by search over the hours (run a wave or not) and, in a wave,
+// over which metros of each region join; taking as many servers of a
+// joining metro as its budget allows is never worse. It returns -1 when
+// no plan fits the horizon.
+func (t tiny) fewest() int {
+	n := len(t.servers)
+	radix := make([]int, n)
+	size := 1
+	for m := range n {
+		radix[m] = size
+		size *= t.servers[m] + 1
+	}
+	const inf = 1 << 30
+	memo := make([]int, (t.horizon+1)*size)
+	for i := range memo {
+		memo[i] = -1
+	}
+	var f func(h int, rem []int) int
+	f = func(h int, rem []int) int {
+		key := 0
+		done := true
+		for m, x := range rem {
+			key += x * radix[m]
+			done = done && x == 0
+		}
+		if done {
+			return 0
+		}
+		if h >= t.horizon {
+			return inf
+		}
+		if v := memo[h*size+key]; v >= 0 {
+			return v
+		}
+		best := f(h+1, rem)
+		var cands []int
+		for m := range n {
+			if rem[m] > 0 && t.open(m, h) {
+				cands = append(cands, m)
+			}
+		}
+		// Every subset of the open metros that respects metros per
+		// region; supersets are never worse, but enumerating all is
+		// simplest and the metros are few.
+		for mask := 1; mask < 1<<len(cands); mask++ {
+			per := map[int]int{}
+			ok := true
+			next := append([]int(nil), rem...)
+			for i, m := range cands {
+				if mask&(1<<i) == 0 {
+					continue
+				}
+				per[t.region[m]]++
+				if t.mpr > 0 && per[t.region[m]] > t.mpr {
+					ok = false
+					break
+				}
+				next[m] -= min(t.budget, next[m])
+			}
+			if ok {
+				best = min(best, 1+f(h+1, next))
+			}
+		}
+		memo[h*size+key] = best
+		return best
+	}
+	v := f(0, append([]int(nil), t.servers...))
+	if v >= inf {
+		return -1
+	}
+	return v
+}
+
+func (t tiny) spec() *rollout.Spec {
+	s := &rollout.Spec{
+		Name:    "tiny",
+		Deploy:  rollout.Duration(time.Hour),
+		Horizon: rollout.Duration(time.Duration(t.horizon) * time.Hour),
+		Budgets: rollout.Budgets{Metro: rollout.Count(t.budget), MetrosPerRegion: t.mpr},
+		Growth:  rollout.Growth{Steps: []rollout.Amount{{Count: 1000}}},
+	}
+	for m, name := range t.names {
+		s.Windows = append(s.Windows, rollout.Window{
+			Scope: rollout.Scope{Metro: name}, TZ: "UTC",
+			Start: rollout.TimeOfDay(t.from[m] * 60), End: rollout.TimeOfDay((t.from[m] + t.hours[m]) % 24 * 60),
+		})
+	}
+	return s
+}
+
+// TestBoundsBelowExhaustiveOptimum checks the wave bound against the
+// true fewest waves of many tiny rollouts, found by exhaustive search:
+// the bound must never exceed it, and the plan never beat it.
+func TestBoundsBelowExhaustiveOptimum(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	n := 400
+	if testing.Short() {
+		n = 100
+	}
+	tight, byOverlap, byDisjoint := 0, 0, 0
+	for i := range n {
+		tc := randomTiny(r)
+		opt := tc.fewest()
+		var h hand
+		for m, name := range tc.names {
+			h.add(tc.servers[m], fmt.Sprintf("r%d", tc.region[m]), name, name+"1", strings.ToLower(name)+"1-c1", "UTC", 10, 1)
+		}
+		spec := tc.spec()
+		require.NoError(t, spec.Validate(), "case %d", i)
+		p, err := rollout.NewPlan(context.Background(), spec, h.snap(t), monday)
+		if errors.Is(err, rollout.ErrInfeasible) {
+			continue // the plan needs more time than the horizon; opt may still exist
+		}
+		require.NoError(t, err, "case %d", i)
+		require.GreaterOrEqual(t, opt, 1, "case %d %+v: the planner fits the horizon, the search does not", i, tc)
+		require.LessOrEqual(t, p.Bounds.MinWaves, opt, "case %d %+v: bound %s above the optimum %d", i, tc, p.Bounds, opt)
+		require.GreaterOrEqual(t, len(p.Waves), opt, "case %d %+v: plan beats the optimum", i, tc)
+		if p.Bounds.MinWaves == opt {
+			tight++
+		}
+		switch {
+		case strings.HasPrefix(p.Bounds.MinWavesBy, "overlap:"):
+			byOverlap++
+		case strings.HasPrefix(p.Bounds.MinWavesBy, "disjoint:"):
+			byDisjoint++
+		}
+	}
+	t.Logf("%d cases: bound equals the optimum in %d; set by overlap %d, by disjoint metros %d", n, tight, byOverlap, byDisjoint)
+	require.Positive(t, byOverlap, "no case exercised the overlap bound")
+}
