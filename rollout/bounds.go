@@ -95,10 +95,7 @@ func (p *planner) bounds(plan *Plan) {
 	}
 
 	// Metros that never share a wave: each needs its own waves.
-	dmin := min(p.dGrowth, p.dCanary)
-	if p.spec.Canary.Count == 0 {
-		dmin = p.dGrowth
-	}
+	dmin := p.dmin()
 	var ms []*metroPlan
 	weight := make([]int, len(p.metros))
 	for _, m := range p.metros {
@@ -195,11 +192,19 @@ func (p *planner) bounds(plan *Plan) {
 	// few, while a ring of regions each overlapping its neighbours only
 	// forces waves all the same.
 	if len(ms) > 1 {
-		o := p.newOverlap(ms, dmin)
-		if sum, q, member := o.spread(w, 3); q > 1 && ceilDiv(sum, q) > b.MinWaves {
+		o, oms, ow := p.ov, p.ovMetros, make([]int, len(p.ovMetros))
+		if o == nil {
+			o, oms, ow = p.newOverlap(ms, dmin), ms, w
+		} else {
+			// The plan's overlap, of the metros it started with.
+			for i, m := range oms {
+				ow[i] = weight[m.id]
+			}
+		}
+		if sum, q, member := o.spread(ow, 2, 3, nil, 20_000); q > 1 && ceilDiv(sum, q) > b.MinWaves {
 			names := make([]string, len(member))
 			for i, m := range member {
-				names[i] = ms[m].name
+				names[i] = oms[m].name
 			}
 			slices.Sort(names)
 			b.MinWaves, b.MinWavesBy = ceilDiv(sum, q), fmt.Sprintf("overlap:%d:%s", q, strings.Join(names, "+"))

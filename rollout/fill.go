@@ -148,8 +148,10 @@ func (m *metroPlan) why(kind string) string {
 	return r
 }
 
-// run fills the waves, one after another.
-func (p *planner) run(ctx context.Context) (*Plan, error) {
+// run fills the waves, one after another. With useFocus (and a pack time
+// above zero), growth waves wait for instants at which they can hold more
+// of the metros that bound the number of waves (see focus).
+func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 	sp := p.spec
 	plan := &Plan{
 		Name:   sp.Name,
@@ -186,6 +188,10 @@ func (p *planner) run(ctx context.Context) (*Plan, error) {
 	p.held = make([]map[string]int, len(p.metros))
 	for i := range p.held {
 		p.held[i] = map[string]int{}
+	}
+	var f *focus
+	if useFocus && p.c.pack > 0 {
+		f = p.newFocus(active, total)
 	}
 	ws := p.newWaveState()
 	left := total
@@ -231,9 +237,28 @@ func (p *planner) run(ctx context.Context) (*Plan, error) {
 				stopReason[m.id] = m.why("capacity:")
 			}
 		}
+		if f != nil && !canary && f.wait(p, picks) {
+			// Hold the wave for a fuller one, if one may come soon enough.
+			if next := f.next(p, picks, t, d); next < p.end && next-t <= int64(p.c.pack/time.Second) {
+				t = max(next, t+1)
+				continue
+			}
+		}
 		slices.SortFunc(picks, func(a, b metroPick) int {
 			if c := cmp.Compare(a.m.headRank, b.m.headRank); c != 0 {
 				return c
+			}
+			if f != nil {
+				if c := cmp.Compare(boolInt(f.crit[b.m.id]), boolInt(f.crit[a.m.id])); c != 0 {
+					return c
+				}
+				// Of a group's metros in S, the one with the most waves
+				// left goes first, so that they finish together.
+				if f.crit[a.m.id] {
+					if c := cmp.Compare(b.m.neededBy, a.m.neededBy); c != 0 {
+						return c
+					}
+				}
 			}
 			if c := slices.Compare(a.m.measure, b.m.measure); c != 0 {
 				return c
@@ -336,6 +361,9 @@ func (p *planner) run(ctx context.Context) (*Plan, error) {
 			}
 		}
 		plan.Waves = append(plan.Waves, w)
+		if f != nil {
+			f.stale = true // S is chosen again over the work left
+		}
 		left -= size
 		t += d
 		if canary {

@@ -22,6 +22,21 @@ type overlap struct {
 	group []int32   // per metro: its exclusion group
 	gcap  []int     // per group: the most metros of it one wave may hold
 	sets  [][]int32 // maximal sets of metros that may share a wave, sorted
+	// distinct counts the sets found before keeping the maximal ones: 1
+	// when every instant lets the same metros start a wave.
+	distinct int
+
+	// For spread, computed on first use.
+	fps   [][]footprint // per group
+	mask  []uint64      // per metro: the sets holding it
+	noFps bool
+}
+
+// spreadChoice is a footprint of a group and what it is worth.
+type spreadChoice struct {
+	sets uint64
+	w    int
+	fp   int32 // index in the group's footprints
 }
 
 // newOverlap computes the sets over the metros ms for waves of length d.
@@ -67,6 +82,7 @@ func (p *planner) newOverlap(ms []*metroPlan, d int64) *overlap {
 	count := make([]int, len(ms)) // a metro's spans never overlap, but be safe
 	var found [][]uint64
 	seen := map[string]bool{}
+	seen1 := map[uint64]bool{}
 	for i := 0; i < len(ev); {
 		t := ev[i].t
 		for ; i < len(ev) && ev[i].t == t; i++ {
@@ -82,13 +98,22 @@ func (p *planner) newOverlap(ms []*metroPlan, d int64) *overlap {
 				cur[e.metro/64] &^= 1 << (e.metro % 64)
 			}
 		}
-		key := bitsKey(cur)
-		if key == "" || seen[key] {
-			continue
+		if words == 1 {
+			// The common case, without building a key.
+			if cur[0] == 0 || seen1[cur[0]] {
+				continue
+			}
+			seen1[cur[0]] = true
+		} else {
+			key := bitsKey(cur)
+			if key == "" || seen[key] {
+				continue
+			}
+			seen[key] = true
 		}
-		seen[key] = true
 		found = append(found, slices.Clone(cur))
 	}
+	o.distinct = len(found)
 	// Keep the maximal sets, larger first.
 	pop := func(b []uint64) int {
 		n := 0
@@ -147,7 +172,7 @@ func bitsKey(b []uint64) string {
 }
 
 // spread finds a heavy set S of metros such that no wave may hold more
-// than q of them, for q from 2 to qmax (q = 1 is the clique bound's), and
+// than q of them, for q from qmin to qmax (at most 4), and
 // returns the one with the largest sum(w over S) / q; member lists S's
 // metros. It returns q = 0 when it does not apply: under metros_per_region
 // above 1, or with more than 64 overlap sets.
@@ -157,73 +182,42 @@ func bitsKey(b []uint64) string {
 // metros of one overlap set only, at most one of each group, so at most
 // q members of S. Hence waves * q >= sum(w).
 //
-// The search is exact within a step budget (any S found is valid, so
-// stopping early only loosens the bound). With one metro per group, S
+// The search is exact within budget steps per q (any S found is valid,
+// so stopping early only loosens the bound); prev, when not nil, is an S
+// found before, for other weights, that the search starts from. With one metro per group, S
 // takes a group's metros or not; under one metro per region, what counts
 // of a region is its footprint, the overlap sets in which S has a member
 // of it, and the region's best choice for a footprint is every metro whose
 // sets lie inside it. A branch and bound picks one footprint per group so
 // that no set lies in more than q footprints.
-func (o *overlap) spread(w []int, qmax int) (sum, q int, member []int) {
-	if len(o.sets) > 64 || slices.ContainsFunc(o.gcap, func(c int) bool { return c > 1 }) {
+func (o *overlap) spread(w []int, qmin, qmax int, prev []int, budget int) (sum, q int, member []int) {
+	if !o.footprints() {
 		return 0, 0, nil
 	}
-	mask := make([]uint64, o.n) // the overlap sets holding each metro
-	for s, set := range o.sets {
-		for _, m := range set {
-			mask[m] |= 1 << s
+	var gid []int                // the groups that are worth something
+	var choices [][]spreadChoice // per entry of gid
+	for g, fps := range o.fps {
+		var cs []spreadChoice
+		for i, fp := range fps {
+			v := 0
+			for _, m := range fp.members {
+				v += w[m]
+			}
+			if v > 0 {
+				cs = append(cs, spreadChoice{fp.sets, v, int32(i)})
+			}
 		}
-	}
-	type choice struct {
-		sets uint64
-		w    int
-	}
-	ng := len(o.gcap)
-	byGroup := make([][]int, ng)
-	for m := range o.n {
-		if w[m] > 0 && mask[m] != 0 {
-			byGroup[o.group[m]] = append(byGroup[o.group[m]], m)
-		}
-	}
-	var groups []int
-	choices := make([][]choice, ng)
-	for g, ms := range byGroup {
-		if len(ms) == 0 {
+		if len(cs) == 0 {
 			continue
 		}
-		slices.SortStableFunc(ms, func(a, b int) int { return cmp.Compare(w[b], w[a]) })
-		k := min(len(ms), 10)
-		val := map[uint64]int{}
-		for sub := 1; sub < 1<<k; sub++ {
-			var f uint64
-			for i := range k {
-				if sub&(1<<i) != 0 {
-					f |= mask[ms[i]]
-				}
-			}
-			if _, ok := val[f]; ok {
-				continue
-			}
-			v := 0
-			for _, m := range ms {
-				if mask[m]&^f == 0 {
-					v += w[m]
-				}
-			}
-			val[f] = v
-		}
-		var cs []choice
-		for f, v := range val {
-			cs = append(cs, choice{f, v})
-		}
-		slices.SortFunc(cs, func(a, b choice) int {
+		slices.SortFunc(cs, func(a, b spreadChoice) int {
 			if c := cmp.Compare(b.w, a.w); c != 0 {
 				return c
 			}
 			return cmp.Compare(a.sets, b.sets)
 		})
 		// Drop a footprint when a smaller one is worth as much.
-		var kept []choice
+		kept := cs[:0]
 	next:
 		for _, c := range cs {
 			for _, d := range kept {
@@ -233,31 +227,46 @@ func (o *overlap) spread(w []int, qmax int) (sum, q int, member []int) {
 			}
 			kept = append(kept, c)
 		}
-		choices[g] = kept
-		groups = append(groups, g)
+		gid = append(gid, g)
+		choices = append(choices, kept)
+	}
+	if len(gid) == 0 {
+		return 0, 0, nil
+	}
+	groups := make([]int, len(gid)) // indices into gid, best first
+	for i := range groups {
+		groups[i] = i
 	}
 	slices.SortStableFunc(groups, func(a, b int) int { return cmp.Compare(choices[b][0].w, choices[a][0].w) })
 	rest := make([]int, len(groups)+1) // the most the groups from i on may add
 	for i := len(groups) - 1; i >= 0; i-- {
 		rest[i] = rest[i+1] + choices[groups[i]][0].w
 	}
+	var prevSum int
+	for _, m := range prev {
+		prevSum += w[m]
+	}
 
 	var layer0 [4]uint64
 	pick := make([]int, len(groups)) // per group: its choice, -1 for none
 	bestPick := make([]int, len(groups))
 	bestNum, bestQ := 0, 1
-	for qq := 2; qq <= min(qmax, len(layer0)); qq++ {
-		if rest[0]*bestQ <= bestNum*qq {
+	for qq := qmin; qq <= min(qmax, len(layer0)); qq++ {
+		if rest[0]*bestQ < bestNum*qq {
 			break // even all of the metros would not beat the best so far
 		}
 		best := -1
-		steps := 20_000
-		// layer[k] holds the sets in which more than k footprints lie.
-		layer := layer0
+		prevFits := prev != nil && o.fits(prev, qq)
+		if prevFits {
+			best = prevSum - 1 // only better than prev is worth finding
+		}
+		found := false
+		steps := budget
+		layer := layer0 // layer[k] holds the sets in which more than k footprints lie
 		var bb func(i, cur int)
 		bb = func(i, cur int) {
 			if cur > best {
-				best = cur
+				best, found = cur, true
 				copy(bestPick, pick)
 				for j := i; j < len(groups); j++ {
 					bestPick[j] = -1
@@ -286,15 +295,21 @@ func (o *overlap) spread(w []int, qmax int) (sum, q int, member []int) {
 			bb(i+1, cur)
 		}
 		bb(0, 0)
-		if best*bestQ > bestNum*qq {
+		if !found && prevFits && prevSum > 0 {
+			if prevSum*bestQ >= bestNum*qq {
+				bestNum, bestQ, member = prevSum, qq, append(member[:0], prev...)
+			}
+			continue
+		}
+		if found && best*bestQ >= bestNum*qq { // ties go to the larger q, whose waves are fuller
 			bestNum, bestQ, member = best, qq, member[:0]
-			for i, g := range groups {
+			for i, ch := range groups {
 				if bestPick[i] < 0 {
 					continue
 				}
-				f := choices[g][bestPick[i]].sets
-				for _, m := range byGroup[g] {
-					if mask[m]&^f == 0 {
+				fp := o.fps[gid[ch]][choices[ch][bestPick[i]].fp]
+				for _, m := range fp.members {
+					if w[m] > 0 {
 						member = append(member, m)
 					}
 				}
@@ -306,4 +321,89 @@ func (o *overlap) spread(w []int, qmax int) (sum, q int, member []int) {
 		return 0, 0, nil
 	}
 	return bestNum, bestQ, member
+}
+
+// footprint is a set of overlap sets (a bit each) and the metros of one
+// group whose sets all lie in it.
+type footprint struct {
+	sets    uint64
+	members []int
+}
+
+// footprints computes, once, every group's footprints: the unions of the
+// sets of its metros. It reports false when spread does not apply.
+func (o *overlap) footprints() bool {
+	if o.fps != nil || o.noFps {
+		return !o.noFps
+	}
+	if len(o.sets) > 64 || slices.ContainsFunc(o.gcap, func(c int) bool { return c > 1 }) {
+		o.noFps = true
+		return false
+	}
+	mask := make([]uint64, o.n)
+	for s, set := range o.sets {
+		for _, m := range set {
+			mask[m] |= 1 << s
+		}
+	}
+	byGroup := make([][]int, len(o.gcap))
+	for m := range o.n {
+		if mask[m] != 0 {
+			byGroup[o.group[m]] = append(byGroup[o.group[m]], m)
+		}
+	}
+	o.fps = make([][]footprint, len(o.gcap))
+	for g, ms := range byGroup {
+		seen := map[uint64]bool{}
+		add := func(f uint64) {
+			if seen[f] {
+				return
+			}
+			seen[f] = true
+			fp := footprint{sets: f}
+			for _, m := range ms {
+				if mask[m]&^f == 0 {
+					fp.members = append(fp.members, m)
+				}
+			}
+			o.fps[g] = append(o.fps[g], fp)
+		}
+		if len(ms) <= 10 {
+			for sub := 1; sub < 1<<len(ms); sub++ {
+				var f uint64
+				for i, m := range ms {
+					if sub&(1<<i) != 0 {
+						f |= mask[m]
+					}
+				}
+				add(f)
+			}
+		} else {
+			var all uint64
+			for _, m := range ms {
+				add(mask[m])
+				all |= mask[m]
+			}
+			add(all)
+		}
+	}
+	o.mask = mask
+	return true
+}
+
+// fits reports whether no overlap set holds members of more than q
+// groups among the metros ms.
+func (o *overlap) fits(ms []int, q int) bool {
+	gm := map[int32]uint64{}
+	for _, m := range ms {
+		gm[o.group[m]] |= o.mask[m]
+	}
+	var layer [5]uint64
+	for _, f := range gm {
+		for k := min(q, 4); k > 0; k-- {
+			layer[k] |= layer[k-1] & f
+		}
+		layer[0] |= f
+	}
+	return q >= 5 || layer[q] == 0
 }

@@ -192,6 +192,18 @@ type planner struct {
 	metros   []*metroPlan
 	zones    map[string]*time.Location
 	prefs    *prefSet
+
+	// ov is the overlap of the metros ovMetros, when run computed it.
+	ov       *overlap
+	ovMetros []*metroPlan
+}
+
+// dmin is the shortest wave, with its bake.
+func (p *planner) dmin() int64 {
+	if p.spec.Canary.Count == 0 {
+		return p.dGrowth
+	}
+	return min(p.dGrowth, p.dCanary)
 }
 
 // NewPlan computes the waves of a rollout of spec over the fleet in snap,
@@ -237,7 +249,13 @@ func NewPlan(ctx context.Context, spec *Spec, snap *disposition.Snapshot, start 
 	if err := p.prepareMetros(ctx); err != nil {
 		return nil, err
 	}
-	plan, err := p.run(ctx)
+	plan, err := p.run(ctx, true)
+	if errors.Is(err, ErrInfeasible) {
+		// Waiting for the focus metros can run out of horizon where
+		// taking every instant would not.
+		p.reset()
+		plan, err = p.run(ctx, false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -713,4 +731,17 @@ func (m *metroPlan) forecastAt(t, d int64) float64 {
 // slackAt returns the least capacity that may be out over [t, t+d).
 func (m *metroPlan) slackAt(t, d int64) float64 {
 	return m.capacity - m.forecastAt(t, d)*m.capK
+}
+
+// reset undoes a run, so that another may start from the prepared
+// metros.
+func (p *planner) reset() {
+	for _, m := range p.metros {
+		m.left, m.head, m.spanCur, m.canaryLeft = len(m.pending), 0, 0, 0
+		for _, ti := range m.pending {
+			if p.canaryOK[ti] {
+				m.canaryLeft++
+			}
+		}
+	}
 }
