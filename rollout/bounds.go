@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -101,7 +102,21 @@ func (p *planner) bounds(plan *Plan) {
 	for _, m := range p.metros {
 		if n := per[lvMetro][m.id]; n > 0 {
 			ms = append(ms, m)
-			weight[m.id] = ceilDiv(n, min(int(p.budget[lvMetro][m.id]), seq.max()))
+			weight[m.id] = ceilDiv(n, min(p.perWave(m), seq.max()))
+		}
+	}
+	// A metro is in every wave one of its sites or clusters is in, so in
+	// at least as many waves as any of them needs.
+	for _, lv := range []int{lvSite, lvCluster} {
+		for d, n := range per[lv] {
+			if n == 0 {
+				continue
+			}
+			m := d
+			for l := lv; l > lvMetro; l-- {
+				m = int(p.parent[l][m])
+			}
+			weight[m] = max(weight[m], ceilDiv(n, min(int(p.budget[lv][d]), seq.max())))
 		}
 	}
 	slices.SortFunc(ms, func(a, b *metroPlan) int {
@@ -201,7 +216,7 @@ func (p *planner) bounds(plan *Plan) {
 				ow[i] = weight[m.id]
 			}
 		}
-		if sum, q, member := o.spread(ow, 2, 3, nil, 20_000); q > 1 && ceilDiv(sum, q) > b.MinWaves {
+		if sum, q, member := o.spread(ow, 2, 3, 20_000); q > 1 && ceilDiv(sum, q) > b.MinWaves {
 			names := make([]string, len(member))
 			for i, m := range member {
 				names[i] = oms[m].name
@@ -259,6 +274,20 @@ func (p *planner) bounds(plan *Plan) {
 	if minDur > 0 {
 		b.DurationRatio = plan.End.Sub(plan.Start).Seconds() / float64(minDur)
 	}
+}
+
+// perWave returns the most servers of m that one wave can take: its
+// metro budget and, under a capacity constraint, as many of its smallest
+// targets as the most spare capacity at any hour of the day leaves room
+// for (a wave's spare capacity is the capacity less the highest forecast
+// over its deploy, so never more than at the quietest hour).
+func (p *planner) perWave(m *metroPlan) int {
+	n := int(p.budget[lvMetro][m.id])
+	if m.hasCap && m.minCap > 0 && !math.IsInf(m.minCap, 0) {
+		spare := m.capacity - slices.Min(m.hourly[:])*m.capK
+		n = min(n, max(1, int(math.Floor((spare+1e-9)/m.minCap))))
+	}
+	return n
 }
 
 // maxClique returns a heavy clique of the conflict graph, vertices sorted

@@ -109,6 +109,21 @@ func (p *planner) status(m *metroPlan, t, d int64) (status, float64) {
 	return stOpen, s
 }
 
+// canJoin reports whether m may join a wave of length d at t, as status
+// would say at t, without moving m's span cursor.
+func (p *planner) canJoin(m *metroPlan, t, d int64) bool {
+	i, _ := slices.BinarySearchFunc(m.open, t, func(s span, t int64) int {
+		if s.b <= t {
+			return -1
+		}
+		return 1
+	})
+	if i == len(m.open) || m.open[i].a > t || m.open[i].b < t+d {
+		return false
+	}
+	return !m.hasCap || m.slackAt(t, p.deploy) >= m.minCap-1e-9
+}
+
 // nextTry returns the earliest instant after t at which m might join a
 // wave of length d.
 func (p *planner) nextTry(m *metroPlan, t, d int64) int64 {
@@ -237,10 +252,10 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 				stopReason[m.id] = m.why("capacity:")
 			}
 		}
-		if f != nil && !canary && f.wait(p, picks) {
+		if f != nil && !canary {
 			// Hold the wave for a fuller one, if one may come soon enough.
-			if next := f.next(p, picks, t, d); next < p.end && next-t <= int64(p.c.pack/time.Second) {
-				t = max(next, t+1)
+			if at, ok := f.hold(p, picks, t, d); ok {
+				t = at
 				continue
 			}
 		}
@@ -249,12 +264,12 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 				return c
 			}
 			if f != nil {
-				if c := cmp.Compare(boolInt(f.crit[b.m.id]), boolInt(f.crit[a.m.id])); c != 0 {
+				if c := cmp.Compare(f.crit[b.m.id], f.crit[a.m.id]); c != 0 {
 					return c
 				}
 				// Of a group's metros in S, the one with the most waves
 				// left goes first, so that they finish together.
-				if f.crit[a.m.id] {
+				if f.crit[a.m.id] > 0 {
 					if c := cmp.Compare(b.m.neededBy, a.m.neededBy); c != 0 {
 						return c
 					}

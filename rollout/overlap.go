@@ -26,10 +26,12 @@ type overlap struct {
 	// when every instant lets the same metros start a wave.
 	distinct int
 
-	// For spread, computed on first use.
+	// For spreadEach, computed on first use.
 	fps   [][]footprint // per group
 	mask  []uint64      // per metro: the sets holding it
 	noFps bool
+	buf   []spreadChoice // spreadEach's scratch
+	gmask []uint64       // fits' scratch, per group
 }
 
 // spreadChoice is a footprint of a group and what it is worth.
@@ -171,11 +173,11 @@ func bitsKey(b []uint64) string {
 	return sb.String()
 }
 
-// spread finds a heavy set S of metros such that no wave may hold more
-// than q of them, for q from qmin to qmax (at most 4), and
-// returns the one with the largest sum(w over S) / q; member lists S's
-// metros. It returns q = 0 when it does not apply: under metros_per_region
-// above 1, or with more than 64 overlap sets.
+// spreadEach finds, for each q from qmin to qmax (at most 4), a heavy set
+// S of metros such that no wave may hold more than q of them; with
+// weights w, each gives the bound sum(w over S) / q. It returns nothing
+// when it does not apply: under metros_per_region above 1, or with more
+// than 64 overlap sets.
 //
 // Why it bounds the waves: a metro m of S is in at least w[m] waves, so
 // the waves hold members of S at least sum(w) times; one wave holds
@@ -190,23 +192,25 @@ func bitsKey(b []uint64) string {
 // of it, and the region's best choice for a footprint is every metro whose
 // sets lie inside it. A branch and bound picks one footprint per group so
 // that no set lies in more than q footprints.
-func (o *overlap) spread(w []int, qmin, qmax int, prev []int, budget int) (sum, q int, member []int) {
+func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) []spreadSet {
 	if !o.footprints() {
-		return 0, 0, nil
+		return nil
 	}
 	var gid []int                // the groups that are worth something
 	var choices [][]spreadChoice // per entry of gid
+	buf := o.buf[:0]             // choices' backing array, reused across calls
 	for g, fps := range o.fps {
-		var cs []spreadChoice
+		start := len(buf)
 		for i, fp := range fps {
 			v := 0
 			for _, m := range fp.members {
 				v += w[m]
 			}
 			if v > 0 {
-				cs = append(cs, spreadChoice{fp.sets, v, int32(i)})
+				buf = append(buf, spreadChoice{fp.sets, v, int32(i)})
 			}
 		}
+		cs := buf[start:]
 		if len(cs) == 0 {
 			continue
 		}
@@ -227,11 +231,13 @@ func (o *overlap) spread(w []int, qmin, qmax int, prev []int, budget int) (sum, 
 			}
 			kept = append(kept, c)
 		}
+		buf = buf[:start+len(kept)]
 		gid = append(gid, g)
 		choices = append(choices, kept)
 	}
+	o.buf = buf
 	if len(gid) == 0 {
-		return 0, 0, nil
+		return nil
 	}
 	groups := make([]int, len(gid)) // indices into gid, best first
 	for i := range groups {
@@ -242,21 +248,21 @@ func (o *overlap) spread(w []int, qmin, qmax int, prev []int, budget int) (sum, 
 	for i := len(groups) - 1; i >= 0; i-- {
 		rest[i] = rest[i+1] + choices[groups[i]][0].w
 	}
-	var prevSum int
-	for _, m := range prev {
-		prevSum += w[m]
-	}
-
 	var layer0 [4]uint64
 	pick := make([]int, len(groups)) // per group: its choice, -1 for none
 	bestPick := make([]int, len(groups))
-	bestNum, bestQ := 0, 1
+	var out []spreadSet
 	for qq := qmin; qq <= min(qmax, len(layer0)); qq++ {
-		if rest[0]*bestQ < bestNum*qq {
-			break // even all of the metros would not beat the best so far
+		var pv []int
+		if k := qq - qmin; k < len(prev) {
+			pv = prev[k]
+		}
+		prevSum := 0
+		for _, m := range pv {
+			prevSum += w[m]
 		}
 		best := -1
-		prevFits := prev != nil && o.fits(prev, qq)
+		prevFits := pv != nil && o.fits(pv, qq)
 		if prevFits {
 			best = prevSum - 1 // only better than prev is worth finding
 		}
@@ -295,14 +301,10 @@ func (o *overlap) spread(w []int, qmin, qmax int, prev []int, budget int) (sum, 
 			bb(i+1, cur)
 		}
 		bb(0, 0)
-		if !found && prevFits && prevSum > 0 {
-			if prevSum*bestQ >= bestNum*qq {
-				bestNum, bestQ, member = prevSum, qq, append(member[:0], prev...)
-			}
-			continue
-		}
-		if found && best*bestQ >= bestNum*qq { // ties go to the larger q, whose waves are fuller
-			bestNum, bestQ, member = best, qq, member[:0]
+		r := spreadSet{q: qq}
+		switch {
+		case found:
+			r.sum = best
 			for i, ch := range groups {
 				if bestPick[i] < 0 {
 					continue
@@ -310,17 +312,39 @@ func (o *overlap) spread(w []int, qmin, qmax int, prev []int, budget int) (sum, 
 				fp := o.fps[gid[ch]][choices[ch][bestPick[i]].fp]
 				for _, m := range fp.members {
 					if w[m] > 0 {
-						member = append(member, m)
+						r.member = append(r.member, m)
 					}
 				}
 			}
-			slices.Sort(member)
+		case prevFits:
+			r.sum, r.member = prevSum, slices.Clone(pv)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// spreadSet is a set S of metros no wave can hold more than q of, and the
+// sum of their weights.
+type spreadSet struct {
+	q, sum int
+	member []int
+}
+
+// spread returns the set of spreadEach with the largest sum / q; ties go
+// to the larger q, whose waves are fuller. It returns q = 0 when there is
+// none.
+func (o *overlap) spread(w []int, qmin, qmax int, budget int) (sum, q int, member []int) {
+	sum, q = 0, 1
+	for _, r := range o.spreadEach(w, qmin, qmax, nil, budget) {
+		if r.sum > 0 && r.sum*q >= sum*r.q {
+			sum, q, member = r.sum, r.q, r.member
 		}
 	}
 	if member == nil {
 		return 0, 0, nil
 	}
-	return bestNum, bestQ, member
+	return sum, q, member
 }
 
 // footprint is a set of overlap sets (a bit each) and the metros of one
@@ -394,7 +418,11 @@ func (o *overlap) footprints() bool {
 // fits reports whether no overlap set holds members of more than q
 // groups among the metros ms.
 func (o *overlap) fits(ms []int, q int) bool {
-	gm := map[int32]uint64{}
+	if o.gmask == nil {
+		o.gmask = make([]uint64, len(o.gcap))
+	}
+	gm := o.gmask
+	clear(gm)
 	for _, m := range ms {
 		gm[o.group[m]] |= o.mask[m]
 	}
