@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +28,14 @@ type tiny struct {
 	budget  int      // servers per metro per wave
 	cluster int      // servers per cluster per wave, 0 for no limit
 	mpr     int      // metros per region per wave, 0 for no limit
+	first   int      // the first wave's size, 0 for no limit
 	horizon int      // hours
 	names   []string // per metro
 }
 
 func randomTiny(r *rand.Rand) tiny {
 	n := 2 + r.IntN(4)
-	t := tiny{budget: 1 + r.IntN(3), cluster: r.IntN(3), mpr: r.IntN(3), horizon: 48 + 24*r.IntN(2)}
+	t := tiny{budget: 1 + r.IntN(3), cluster: r.IntN(3), mpr: r.IntN(3), first: r.IntN(3), horizon: 48 + 24*r.IntN(2)}
 	regions := 1 + r.IntN(3)
 	// Half of the cases put five metros on a ring of windows around
 	// the day, each overlapping its neighbours only: no three share a
@@ -78,7 +78,7 @@ func (t tiny) open(m, h int) bool {
 // fewest returns the fewest waves that hold every server within the
 // horizon, by search over the hours (run a wave or not) and, in a wave,
 // over which metros of each region join and how many servers of each of
-// their clusters. It returns -1 when no plan fits the horizon.
+// their clusters, the first wave taking no more than its growth step. It returns -1 when no plan fits the horizon.
 func (t tiny) fewest() int {
 	n := len(t.servers)
 	radix := make([]int, 2*n)
@@ -88,7 +88,7 @@ func (t tiny) fewest() int {
 		size *= t.servers[k/2][k%2] + 1
 	}
 	const inf = 1 << 30
-	memo := make([]int, (t.horizon+1)*size)
+	memo := make([]int, 2*(t.horizon+1)*size)
 	for i := range memo {
 		memo[i] = -1
 	}
@@ -98,9 +98,13 @@ func (t tiny) fewest() int {
 		}
 		return rem
 	}
-	var f func(h int, rem []int) int
-	f = func(h int, rem []int) int {
-		key := 0
+	var f func(h int, rem []int, started int) int
+	f = func(h int, rem []int, started int) int {
+		key := started * (t.horizon + 1) * size
+		limit := 1 << 30 // servers the wave at h may take
+		if started == 0 && t.first > 0 {
+			limit = t.first
+		}
 		done := true
 		for k, x := range rem {
 			key += x * radix[k]
@@ -112,10 +116,10 @@ func (t tiny) fewest() int {
 		if h >= t.horizon {
 			return inf
 		}
-		if v := memo[h*size+key]; v >= 0 {
+		if v := memo[key+h*size]; v >= 0 {
 			return v
 		}
-		best := f(h+1, rem)
+		best := f(h+1, rem, started)
 		var cands []int
 		for m := range n {
 			if rem[2*m]+rem[2*m+1] > 0 && t.open(m, h) {
@@ -127,8 +131,12 @@ func (t tiny) fewest() int {
 		var take func(i int)
 		take = func(i int) {
 			if i == len(cands) {
-				if !slices.Equal(next, rem) {
-					best = min(best, 1+f(h+1, next))
+				taken := 0
+				for k := range next {
+					taken += rem[k] - next[k]
+				}
+				if taken > 0 && taken <= limit {
+					best = min(best, 1+f(h+1, next, 1))
 				}
 				return
 			}
@@ -163,14 +171,14 @@ func (t tiny) fewest() int {
 				cands = all
 			}
 		}
-		memo[h*size+key] = best
+		memo[key+h*size] = best
 		return best
 	}
 	rem := make([]int, 2*n)
 	for m, s := range t.servers {
 		rem[2*m], rem[2*m+1] = s[0], s[1]
 	}
-	v := f(0, rem)
+	v := f(0, rem, 0)
 	if v >= inf {
 		return -1
 	}
@@ -184,6 +192,9 @@ func (t tiny) spec() *rollout.Spec {
 		Horizon: rollout.Duration(time.Duration(t.horizon) * time.Hour),
 		Budgets: rollout.Budgets{Metro: rollout.Count(t.budget), MetrosPerRegion: t.mpr},
 		Growth:  rollout.Growth{Steps: []rollout.Amount{{Count: 1000}}},
+	}
+	if t.first > 0 {
+		s.Growth.Steps = []rollout.Amount{{Count: t.first}, {Count: 1000}}
 	}
 	if t.cluster > 0 {
 		s.Budgets.Cluster = rollout.Count(t.cluster)
