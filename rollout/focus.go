@@ -98,9 +98,10 @@ func (f *focus) refresh(p *planner) {
 		}
 		fam := family{q: r.q}
 		if n := len(f.fams); n < cap(f.fams) {
-			fam.in = f.fams[:n+1][n].in // reuse the slot's array
+			fam.in = f.fams[:n+1][n].in // reuse the slot's array, if it has one
 			clear(fam.in)
-		} else {
+		}
+		if fam.in == nil {
 			fam.in = make([]bool, len(f.crit))
 		}
 		for _, i := range r.member {
