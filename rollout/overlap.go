@@ -185,13 +185,18 @@ func bitsKey(b []uint64) string {
 // q members of S. Hence waves * q >= sum(w).
 //
 // The search is exact within budget steps per q (any S found is valid,
-// so stopping early only loosens the bound); prev, when not nil, is an S
-// found before, for other weights, that the search starts from. With one metro per group, S
-// takes a group's metros or not; under one metro per region, what counts
-// of a region is its footprint, the overlap sets in which S has a member
-// of it, and the region's best choice for a footprint is every metro whose
-// sets lie inside it. A branch and bound picks one footprint per group so
-// that no set lies in more than q footprints.
+// so stopping early only loosens the bound); prev[k], when given, is the
+// S found before, for other weights, for q = qmin+k, and the search for
+// that q starts from it. With one metro per group, S takes a group's
+// metros or not; under one metro per region, what counts of a region is
+// its footprint, the overlap sets in which S has a member of it, and the
+// region's best choice for a footprint is every metro whose sets lie
+// inside it. A branch and bound picks one footprint per group so that no
+// set lies in more than q footprints.
+//
+// The sets are computed for the shortest wave (a longer one may start at
+// fewer instants), from the metros' open time (capacity only takes more
+// instants away), so every wave of a valid plan holds metros of one set.
 func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) []spreadSet {
 	if !o.footprints() {
 		return nil
