@@ -264,7 +264,9 @@ func sizeName(n int) string {
 
 // TestPlanQuality reports the wave and time ratios against the lower
 // bounds on generated fleets, and holds the budgets-only plans to the
-// 1.05 wave ratio the design asks for.
+// 1.05 wave ratio the design asks for. The full spec does not meet 1.05
+// yet (1.06-1.10 with the default pack of 12h, see BENCHMARKS.md); 1.10
+// keeps it from getting worse.
 func TestPlanQuality(t *testing.T) {
 	for _, seed := range []int64{1, 2, 3} {
 		bf := buildFleet(t, 20_000, seed)
@@ -272,7 +274,7 @@ func TestPlanQuality(t *testing.T) {
 			name string
 			yaml string
 			max  float64
-		}{{"budgets", budgetSpec, 1.05}, {"full", fullSpec, 0}} {
+		}{{"budgets", budgetSpec, 1.05}, {"full", fullSpec, 1.10}} {
 			spec := mustSpec(t, sc.yaml)
 			start := time.Now()
 			plan, err := rollout.NewPlan(context.Background(), spec, bf.snap, bf.fleet.Config.Start)

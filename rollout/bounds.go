@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -57,8 +58,9 @@ func (s waveSeq) max() int {
 // bounds computes lower bounds on the plan's waves and duration from the
 // constraints alone: the growth ramp and global cap; every domain's
 // budget; metros that can never share a wave (one metro per region, or
-// windows that never overlap for a wave's length); and per metro, the
-// time its windows need to hold its waves.
+// windows that never overlap for a wave's length); metros of which no
+// wave can hold more than two or three (see overlap.spread); and per
+// metro, the time its windows need to hold its waves.
 func (p *planner) bounds(plan *Plan) {
 	b := &plan.Bounds
 	if len(plan.Waves) == 0 {
@@ -94,16 +96,42 @@ func (p *planner) bounds(plan *Plan) {
 	}
 
 	// Metros that never share a wave: each needs its own waves.
-	dmin := min(p.dGrowth, p.dCanary)
-	if p.spec.Canary.Count == 0 {
-		dmin = p.dGrowth
-	}
+	dmin := p.dmin()
 	var ms []*metroPlan
 	weight := make([]int, len(p.metros))
+	// last and step are, over the domains that give a metro its weight
+	// (itself, a site or a cluster), the most servers their last wave
+	// holds and the largest per-wave cap; see rampBound.
+	last := make([]int, len(p.metros))
+	step := make([]int, len(p.metros))
+	need := func(m, n, c int) {
+		w := ceilDiv(n, c)
+		r := n - (w-1)*c
+		switch {
+		case w > weight[m]:
+			weight[m], last[m], step[m] = w, r, c
+		case w == weight[m]:
+			last[m], step[m] = max(last[m], r), max(step[m], c)
+		}
+	}
 	for _, m := range p.metros {
 		if n := per[lvMetro][m.id]; n > 0 {
 			ms = append(ms, m)
-			weight[m.id] = ceilDiv(n, min(int(p.budget[lvMetro][m.id]), seq.max()))
+			need(int(m.id), n, min(p.perWave(m), seq.max()))
+		}
+	}
+	// A metro is in every wave one of its sites or clusters is in, so in
+	// at least as many waves as any of them needs.
+	for _, lv := range []int{lvSite, lvCluster} {
+		for d, n := range per[lv] {
+			if n == 0 {
+				continue
+			}
+			m := d
+			for l := lv; l > lvMetro; l-- {
+				m = int(p.parent[l][m])
+			}
+			need(m, n, min(int(p.budget[lv][d]), seq.max()))
 		}
 	}
 	slices.SortFunc(ms, func(a, b *metroPlan) int {
@@ -176,6 +204,14 @@ func (p *planner) bounds(plan *Plan) {
 				}
 			}
 		}
+		cliqueMetros := make([]*metroPlan, len(clique))
+		for i, c := range clique {
+			cliqueMetros[i] = ms[c]
+		}
+		ramp := p.rampBound(seq, plan.Total, cliqueMetros, weight, last, step, 1)
+		if ramp > sum+extra && ramp > b.MinWaves {
+			sum, extra = ramp, 0
+		}
 		if sum+extra > b.MinWaves {
 			names := make([]string, len(clique))
 			for i, c := range clique {
@@ -185,6 +221,36 @@ func (p *planner) bounds(plan *Plan) {
 			b.MinWaves, b.MinWavesBy = sum+extra, "disjoint:"+strings.Join(names, "+")
 			if extra > 0 {
 				b.MinWavesBy += ",then:" + by
+			}
+		}
+	}
+	// Metros of which no wave may hold more than q: the waves must hold
+	// them sum(weight) times, at most q at a time (see spread). Where
+	// windows go round the clock, the disjoint metros above are often
+	// few, while a ring of regions each overlapping its neighbours only
+	// forces waves all the same.
+	if len(ms) > 1 {
+		o, oms, ow := p.ov, p.ovMetros, make([]int, len(p.ovMetros))
+		if o == nil {
+			o, oms, ow = p.newOverlap(ms, dmin), ms, w
+		} else {
+			// The plan's overlap, of the metros it started with.
+			for i, m := range oms {
+				ow[i] = weight[m.id]
+			}
+		}
+		if sum, q, member := o.spread(ow, 2, 3, 20_000); q > 1 {
+			set := make([]*metroPlan, len(member))
+			for i, m := range member {
+				set[i] = oms[m]
+			}
+			if k := max(ceilDiv(sum, q), p.rampBound(seq, plan.Total, set, weight, last, step, q)); k > b.MinWaves {
+				names := make([]string, len(set))
+				for i, m := range set {
+					names[i] = m.name
+				}
+				slices.Sort(names)
+				b.MinWaves, b.MinWavesBy = k, fmt.Sprintf("overlap:%d:%s", q, strings.Join(names, "+"))
 			}
 		}
 	}
@@ -237,6 +303,80 @@ func (p *planner) bounds(plan *Plan) {
 	if minDur > 0 {
 		b.DurationRatio = plan.End.Sub(plan.Start).Seconds() / float64(minDur)
 	}
+}
+
+// rampBound bounds the waves of a plan in which no wave holds more than q
+// of the metros set, as the disjoint and overlap bounds do, but counting
+// the growth ramp: the canary and first growth waves may be too small to
+// do a metro of set a whole wave's worth. Let Small be the first waves
+// whose size is below every per-wave cap in set (they are waves of every
+// plan when the targets outnumber the whole ramp), T their total size.
+// A metro's weight w is the waves its metro, a site or a cluster needs at
+// its per-wave cap c; the other waves hold at most q metros of set, so a
+// metro needs at least w of them, less what the small waves do of it:
+// one wave fewer for last servers, where last is what the domain's last
+// wave holds, n - (w-1)c, then one more for every c more (step); with
+// several domains giving the weight, each of them must be spared a wave,
+// so last and step are the largest over them. At most R waves are saved, the most of those
+// costs that fit in T, and no more than q per small wave; so waves >=
+// |Small| + (sum(w) - R) / q. It returns 0 when there is no ramp to count.
+func (p *planner) rampBound(seq waveSeq, total int, set []*metroPlan, weight, last, step []int, q int) int {
+	if len(set) == 0 {
+		return 0
+	}
+	ramp, cmin := 0, unlimited
+	for _, v := range seq.prefix {
+		ramp += v
+	}
+	if total <= ramp {
+		return 0 // a plan may end within the ramp
+	}
+	for _, m := range set {
+		cmin = min(cmin, step[m.id])
+	}
+	small, T := 0, 0
+	for _, v := range seq.prefix {
+		if v < cmin {
+			small++
+			T += v
+		}
+	}
+	if small == 0 {
+		return 0
+	}
+	var costs []int
+	W := 0
+	for _, m := range set {
+		W += weight[m.id]
+		costs = append(costs, last[m.id])
+		for k := 0; k < T/step[m.id] && k < small; k++ {
+			costs = append(costs, step[m.id])
+		}
+	}
+	slices.Sort(costs)
+	saved, spent := 0, 0
+	for _, c := range costs {
+		if spent+c > T || saved == small*q {
+			break
+		}
+		spent += c
+		saved++
+	}
+	return small + ceilDiv(max(W-saved, 0), q)
+}
+
+// perWave returns the most servers of m that one wave can take: its
+// metro budget and, under a capacity constraint, as many of its smallest
+// targets as the most spare capacity at any hour of the day leaves room
+// for (a wave's spare capacity is the capacity less the highest forecast
+// over its deploy, so never more than at the quietest hour).
+func (p *planner) perWave(m *metroPlan) int {
+	n := int(p.budget[lvMetro][m.id])
+	if m.hasCap && m.minCap > 0 && !math.IsInf(m.minCap, 0) {
+		spare := m.capacity - slices.Min(m.hourly[:])*m.capK
+		n = min(n, max(1, int(math.Floor((spare+1e-9)/m.minCap))))
+	}
+	return n
 }
 
 // maxClique returns a heavy clique of the conflict graph, vertices sorted

@@ -109,6 +109,21 @@ func (p *planner) status(m *metroPlan, t, d int64) (status, float64) {
 	return stOpen, s
 }
 
+// canJoin reports whether m may join a wave of length d at t, as status
+// would say at t, without moving m's span cursor.
+func (p *planner) canJoin(m *metroPlan, t, d int64) bool {
+	i, _ := slices.BinarySearchFunc(m.open, t, func(s span, t int64) int {
+		if s.b <= t {
+			return -1
+		}
+		return 1
+	})
+	if i == len(m.open) || m.open[i].a > t || m.open[i].b < t+d {
+		return false
+	}
+	return !m.hasCap || m.slackAt(t, p.deploy) >= m.minCap-1e-9
+}
+
 // nextTry returns the earliest instant after t at which m might join a
 // wave of length d.
 func (p *planner) nextTry(m *metroPlan, t, d int64) int64 {
@@ -148,8 +163,10 @@ func (m *metroPlan) why(kind string) string {
 	return r
 }
 
-// run fills the waves, one after another.
-func (p *planner) run(ctx context.Context) (*Plan, error) {
+// run fills the waves, one after another. With useFocus (and a pack time
+// above zero), growth waves wait for instants at which they can hold more
+// of the metros that bound the number of waves (see focus).
+func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 	sp := p.spec
 	plan := &Plan{
 		Name:   sp.Name,
@@ -186,6 +203,10 @@ func (p *planner) run(ctx context.Context) (*Plan, error) {
 	p.held = make([]map[string]int, len(p.metros))
 	for i := range p.held {
 		p.held[i] = map[string]int{}
+	}
+	var f *focus
+	if useFocus && p.c.pack > 0 {
+		f = p.newFocus(active, total)
 	}
 	ws := p.newWaveState()
 	left := total
@@ -231,9 +252,28 @@ func (p *planner) run(ctx context.Context) (*Plan, error) {
 				stopReason[m.id] = m.why("capacity:")
 			}
 		}
+		if f != nil && !canary {
+			// Hold the wave for a fuller one, if one may come soon enough.
+			if at, ok := f.hold(p, picks, t, d); ok {
+				t = at
+				continue
+			}
+		}
 		slices.SortFunc(picks, func(a, b metroPick) int {
 			if c := cmp.Compare(a.m.headRank, b.m.headRank); c != 0 {
 				return c
+			}
+			if f != nil {
+				if c := cmp.Compare(f.crit[b.m.id], f.crit[a.m.id]); c != 0 {
+					return c
+				}
+				// Of a group's metros in S, the one with the most waves
+				// left goes first, so that they finish together.
+				if f.crit[a.m.id] > 0 {
+					if c := cmp.Compare(b.m.neededBy, a.m.neededBy); c != 0 {
+						return c
+					}
+				}
 			}
 			if c := slices.Compare(a.m.measure, b.m.measure); c != 0 {
 				return c
@@ -336,6 +376,9 @@ func (p *planner) run(ctx context.Context) (*Plan, error) {
 			}
 		}
 		plan.Waves = append(plan.Waves, w)
+		if f != nil {
+			f.stale = true // S is chosen again over the work left
+		}
 		left -= size
 		t += d
 		if canary {

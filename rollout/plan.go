@@ -126,7 +126,9 @@ type MetroInfo struct {
 type Bounds struct {
 	// MinWaves is a lower bound on the number of waves, and MinWavesBy
 	// the constraint that gives it ("growth", "budget:metro:DEN",
-	// "exclusion:region:na-east", "windows:DEN+NRT+...").
+	// "exclusion:region:na-east", "disjoint:DEN+NRT+..." for metros no
+	// wave can hold two of, "overlap:2:DEN+NRT+..." for metros no wave
+	// can hold more than two of).
 	MinWaves   int    `json:"min_waves"`
 	MinWavesBy string `json:"min_waves_by"`
 	// MinDuration is a lower bound on the time from Start to End.
@@ -190,6 +192,18 @@ type planner struct {
 	metros   []*metroPlan
 	zones    map[string]*time.Location
 	prefs    *prefSet
+
+	// ov is the overlap of the metros ovMetros, when run computed it.
+	ov       *overlap
+	ovMetros []*metroPlan
+}
+
+// dmin is the shortest wave, with its bake.
+func (p *planner) dmin() int64 {
+	if p.spec.Canary.Count == 0 {
+		return p.dGrowth
+	}
+	return min(p.dGrowth, p.dCanary)
 }
 
 // NewPlan computes the waves of a rollout of spec over the fleet in snap,
@@ -235,7 +249,13 @@ func NewPlan(ctx context.Context, spec *Spec, snap *disposition.Snapshot, start 
 	if err := p.prepareMetros(ctx); err != nil {
 		return nil, err
 	}
-	plan, err := p.run(ctx)
+	plan, err := p.run(ctx, true)
+	if errors.Is(err, ErrInfeasible) {
+		// Waiting for the focus metros can run out of horizon where
+		// taking every instant would not.
+		p.reset()
+		plan, err = p.run(ctx, false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -711,4 +731,17 @@ func (m *metroPlan) forecastAt(t, d int64) float64 {
 // slackAt returns the least capacity that may be out over [t, t+d).
 func (m *metroPlan) slackAt(t, d int64) float64 {
 	return m.capacity - m.forecastAt(t, d)*m.capK
+}
+
+// reset undoes a run, so that another may start from the prepared
+// metros.
+func (p *planner) reset() {
+	for _, m := range p.metros {
+		m.left, m.head, m.spanCur, m.canaryLeft = len(m.pending), 0, 0, 0
+		for _, ti := range m.pending {
+			if p.canaryOK[ti] {
+				m.canaryLeft++
+			}
+		}
+	}
 }

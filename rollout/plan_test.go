@@ -389,3 +389,31 @@ func TestDeterministicAcrossProcs(t *testing.T) {
 	require.Equal(t, orig.Explain(id), p.Explain(id))
 	require.Equal(t, orig.Text(), p.Text())
 }
+
+// Two metros whose windows overlap for two hours a day: waves that wait
+// (up to a day, pack) for the overlap hold both, so the rollout takes
+// half the waves, over more days.
+func TestPackHoldsWavesForFullerOnes(t *testing.T) {
+	var h hand
+	h.add(4, "r1", "AAA", "AAA1", "aaa1-c1", "UTC", 10, 1)
+	h.add(4, "r2", "BBB", "BBB1", "bbb1-c1", "UTC", 10, 1)
+	const spec = `
+deploy: 1h
+horizon: 10d
+budgets: {metro: 1}
+windows:
+  - {metro: AAA, start: "00:00", end: "06:00", tz: UTC}
+  - {metro: BBB, start: "04:00", end: "10:00", tz: UTC}
+growth: {steps: [100]}
+`
+	p := planOK(t, parse(t, spec+"pack: 1d\n"), h.snap(t), monday)
+	require.Len(t, p.Waves, 4, "every wave holds both metros")
+	require.Equal(t, 4, p.Bounds.MinWaves)
+	for _, w := range p.Waves {
+		require.Len(t, w.Metros, 2, "wave %d", w.Index)
+	}
+
+	eager := planOK(t, parse(t, spec+"pack: 0s\n"), h.snap(t), monday)
+	require.Len(t, eager.Waves, 8, "without waiting, AAA runs alone before BBB opens")
+	require.Less(t, eager.End.Sub(eager.Start), p.End.Sub(p.Start))
+}

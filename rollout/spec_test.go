@@ -19,6 +19,7 @@ func TestParseSpecExample(t *testing.T) {
 	require.NoError(t, err)
 	got, err := rollout.ParseSpec("spec.yaml", data)
 	require.NoError(t, err)
+	pack := rollout.Duration(6 * time.Hour)
 	want := &rollout.Spec{
 		Name:      "cdn-app-3.2.0",
 		Component: "cdn-app",
@@ -27,6 +28,7 @@ func TestParseSpecExample(t *testing.T) {
 		Exclude:   "release_state=frozen",
 		Deploy:    rollout.Duration(20 * time.Minute),
 		Horizon:   rollout.Duration(14 * 24 * time.Hour),
+		Pack:      &pack,
 		Budgets: rollout.Budgets{
 			Global: rollout.Percent(5), Region: rollout.Percent(20), Metro: rollout.Percent(10),
 			Site: rollout.Percent(15), Cluster: rollout.Percent(25), MetrosPerRegion: 1,
@@ -78,6 +80,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"bad order", base + "order:\n  - by: colour\n    first: [red]\n", `spec.yaml:3: order[0].by: "colour" is neither`},
 		{"profile length", base + "capacity:\n  headroom: 0.1\n  profile: [1, 2]\n", `spec.yaml:4: capacity.profile: needs 24 hourly values, got 2`},
 		{"factor", "growth:\n  exponential: {start: 1, factor: 0.5}\n", `spec.yaml:2: growth.exponential.factor: must be between 1.01 and 1000`},
+		{"pack too long", base + "pack: 400d\n", `spec.yaml:2: pack: must be between 0 and 8784h0m0s`},
 		{"canary where without count", base + "canary: {where: metro=DEN}\n", `spec.yaml:2: canary.count: must be positive`},
 		{"version alone", base + "version: 1.2.3\n", `spec.yaml:2: version: component and version must be set together`},
 	} {

@@ -1,0 +1,191 @@
+package rollout
+
+import (
+	"slices"
+	"time"
+)
+
+// focusSlack is how far below the largest bound a set's bound may be for
+// the waves to follow it too: a wave that lowers one bound but not a
+// nearly equal one gains little.
+const focusSlack = 2
+
+// focus steers the waves towards the metros that bound the number of
+// waves. For q from 1 to 3 it keeps a set S of metros of which no wave
+// can hold more than q (see overlap.spreadEach), which need sum(waves of
+// S) / q waves however they are placed: a plan meets such a bound only if
+// each of its waves holds q metros of S. After every wave the sets are
+// chosen again over the work left, and those whose bound is within
+// focusSlack of the largest steer the next: it is held back, up to the
+// spec's pack time, to the first instant at which it holds q metros of
+// more of their S than now, and a region's metros in them go before its
+// others. The metros outside the sets ride along.
+type focus struct {
+	o       *overlap
+	ms      []*metroPlan // o's metros
+	idx     []int        // per metro id: its index in ms, or -1
+	fams    []family     // the sets S that bound the work left, or nearly
+	crit    []int8       // per metro id: in how many of fams' sets
+	prev    [][]int      // per q from 1: the last S, as indices in ms
+	seen    []bool       // per group, scratch
+	w       []int        // per index in ms, scratch
+	in      []bool       // per metro id, scratch
+	per     []int        // per index in ms: the most servers a wave takes
+	cands   []int64      // hold's scratch
+	scratch []metroPick  // hold's scratch
+	// stale says S is to be chosen again.
+	stale bool
+}
+
+// family is one set S: no wave can hold more than q of its metros.
+type family struct {
+	q  int
+	in []bool // per metro id
+}
+
+func (p *planner) newFocus(active []*metroPlan, total int) *focus {
+	if len(active) < 2 {
+		return nil
+	}
+	f := &focus{
+		ms: active, idx: make([]int, len(p.metros)), crit: make([]int8, len(p.metros)),
+		in: make([]bool, len(p.metros)), per: make([]int, len(active)),
+	}
+	tail := p.waveSeq(total).tail
+	for i, m := range active {
+		f.per[i] = min(p.perWave(m), tail)
+	}
+	for i := range f.idx {
+		f.idx[i] = -1
+	}
+	for i, m := range active {
+		f.idx[m.id] = i
+	}
+	f.o = p.newOverlap(active, p.dmin())
+	p.ov, p.ovMetros = f.o, active
+	if f.o.distinct < 2 {
+		return nil // every instant is as good as the next
+	}
+	f.seen = make([]bool, len(f.o.gcap))
+	f.w = make([]int, len(active))
+	f.refresh(p)
+	return f
+}
+
+// refresh chooses the sets over the work left: for each q, the heaviest
+// S found, kept when its bound is within focusSlack of the largest. The
+// search starts from the last sets and stops early: they steer the plan
+// and bound nothing, so good sets found fast are worth more than the best.
+func (f *focus) refresh(p *planner) {
+	f.stale = false
+	clear(f.crit)
+	for i, m := range f.ms {
+		f.w[i] = ceilDiv(m.left, f.per[i])
+	}
+	res := f.o.spreadEach(f.w, 1, 3, f.prev, 300)
+	f.prev = f.prev[:0]
+	top := 0
+	for _, r := range res {
+		f.prev = append(f.prev, r.member)
+		if r.sum > 0 {
+			top = max(top, ceilDiv(r.sum, r.q))
+		}
+	}
+	f.fams = f.fams[:0]
+	for _, r := range res {
+		if r.sum == 0 || ceilDiv(r.sum, r.q) < top-focusSlack {
+			continue
+		}
+		fam := family{q: r.q}
+		if n := len(f.fams); n < cap(f.fams) {
+			fam.in = f.fams[:n+1][n].in // reuse the slot's array, if it has one
+			clear(fam.in)
+		}
+		if fam.in == nil {
+			fam.in = make([]bool, len(f.crit))
+		}
+		for _, i := range r.member {
+			id := f.ms[i].id
+			fam.in[id] = true
+			f.crit[id]++
+		}
+		f.fams = append(f.fams, fam)
+	}
+}
+
+// held counts the groups of fam's S among the metros that may join a
+// wave.
+func (f *focus) held(fam *family, picks []metroPick) int {
+	clear(f.seen)
+	n := 0
+	for _, pk := range picks {
+		if i := f.idx[pk.m.id]; i >= 0 && fam.in[pk.m.id] {
+			if g := f.o.group[i]; !f.seen[g] {
+				f.seen[g] = true
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// tight counts the sets whose S has q groups among the metros that may
+// join a wave.
+func (f *focus) tight(picks []metroPick) int {
+	n := 0
+	for i := range f.fams {
+		if f.held(&f.fams[i], picks) >= f.fams[i].q {
+			n++
+		}
+	}
+	return n
+}
+
+// hold returns a later instant, within the spec's pack time of t, at
+// which a wave can hold q of more sets' S than at t (the metros that may
+// join at t are picks), or false when the wave should go ahead at t.
+func (f *focus) hold(p *planner, picks []metroPick, t, d int64) (int64, bool) {
+	if f.stale {
+		f.refresh(p)
+	}
+	best := f.tight(picks)
+	if best == len(f.fams) {
+		return 0, false
+	}
+	for _, pk := range picks {
+		f.in[pk.m.id] = true
+	}
+	cands := f.cands[:0]
+	limit := t + int64(p.c.pack/time.Second)
+	for _, m := range f.ms {
+		if f.crit[m.id] > 0 && m.left > 0 && !f.in[m.id] {
+			if u := p.nextTry(m, t, d); u <= limit && u+d <= p.end {
+				cands = append(cands, u)
+			}
+		}
+	}
+	for _, pk := range picks {
+		f.in[pk.m.id] = false
+	}
+	slices.Sort(cands)
+	cands = slices.Compact(cands)
+	f.cands = cands
+	at := int64(0)
+	scratch := f.scratch[:0]
+	for _, u := range cands {
+		scratch = scratch[:0]
+		for _, m := range f.ms {
+			if f.crit[m.id] > 0 && m.left > 0 && p.canJoin(m, u, d) {
+				scratch = append(scratch, metroPick{m: m})
+			}
+		}
+		if n := f.tight(scratch); n > best {
+			best, at = n, u
+			if n == len(f.fams) {
+				break
+			}
+		}
+	}
+	f.scratch = scratch
+	return at, at > t
+}
