@@ -41,18 +41,29 @@ type posting struct {
 	bits *roaring.Bitmap
 }
 
-// schema declares the two tables as data. The indexers are hand-written
-// over the row types: memdb's reflection indexers cannot read unexported
-// fields, and reflection on every write is a cost for nothing.
+// schema declares the two tables as data, one function per table. The
+// indexers are hand-written over the row types: memdb's reflection
+// indexers cannot read unexported fields, and reflection on every write is
+// a cost for nothing.
 func schema() *memdb.DBSchema {
-	table := func(name string, x memdb.Indexer) *memdb.TableSchema {
-		return &memdb.TableSchema{Name: name, Indexes: map[string]*memdb.IndexSchema{
-			indexID: {Name: indexID, Unique: true, Indexer: x},
-		}}
-	}
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		tableNodes:    table(tableNodes, rowIndexer{}),
-		tablePostings: table(tablePostings, postingIndexer{}),
+		tableNodes:    nodesTable(),
+		tablePostings: postingsTable(),
+	}}
+}
+
+// nodesTable holds one row per node, under a unique index on its ID.
+func nodesTable() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableNodes, Indexes: map[string]*memdb.IndexSchema{
+		indexID: {Name: indexID, Unique: true, Indexer: rowIndexer{}},
+	}}
+}
+
+// postingsTable holds one posting per indexed value, under a unique index
+// on its key.
+func postingsTable() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tablePostings, Indexes: map[string]*memdb.IndexSchema{
+		indexID: {Name: indexID, Unique: true, Indexer: postingIndexer{}},
 	}}
 }
 
