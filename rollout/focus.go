@@ -44,8 +44,8 @@ type family struct {
 }
 
 func (p *planner) newFocus(active []*metroPlan, total int) *focus {
-	if len(active) < 2 {
-		return nil
+	if len(active) < 2 || p.spec.Budgets.MetrosPerRegion > 1 {
+		return nil // spreadEach's sets are for groups of capacity 1
 	}
 	f := &focus{
 		ms: active, idx: make([]int, len(p.metros)), crit: make([]int8, len(p.metros)),
