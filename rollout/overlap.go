@@ -29,6 +29,7 @@ type overlap struct {
 	// For spreadEach, computed on first use.
 	fps   [][]footprint // per group
 	gms   [][]int       // per group: its metros in some set
+	dp    []bool        // per group: weigh every subset at once (see subsetWeights)
 	mask  []uint64      // per metro: the sets holding it
 	noFps bool
 	buf   []spreadChoice // spreadEach's scratch
@@ -320,15 +321,23 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 					return
 				}
 				saved := layer
-				for _, u := range c.sets {
-					if u == 0 {
-						break
+				if c.sets[1] == 0 {
+					// One metro per set at most, the common case.
+					if c.sets[0]&layer[qq-1] != 0 {
+						continue
 					}
-					layer.add(u, qq+1)
-				}
-				if layer[qq] != 0 {
-					layer = saved
-					continue
+					layer.add(c.sets[0], qq)
+				} else {
+					for _, u := range c.sets {
+						if u == 0 {
+							break
+						}
+						layer.add(u, qq+1)
+					}
+					if layer[qq] != 0 {
+						layer = saved
+						continue
+					}
 				}
 				pick[i] = ci
 				bb(i+1, cur+c.w)
@@ -348,11 +357,7 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 				}
 				c := choices[ch][bestPick[i]]
 				g := gid[ch]
-				for _, m := range o.fps[g][c.fp].members(o.gms[g], int(c.sub)) {
-					if w[m] > 0 {
-						r.member = append(r.member, m)
-					}
-				}
+				r.member = o.fps[g][c.fp].appendMembers(r.member, o.gms[g], int(c.sub), w)
 			}
 		case prevFits:
 			r.sum, r.member = prevSum, slices.Clone(pv)
@@ -410,11 +415,12 @@ type footprint struct {
 	subs  [][]int
 }
 
-// subsetWeights returns, for a group of at most maxEnum metros, the
-// weight of each subset of them by bit mask.
+// subsetWeights returns the weight of each subset of the group's metros
+// by bit mask, or nil when summing the footprints' subsets one by one is
+// cheaper (or they are not bit masks).
 func (o *overlap) subsetWeights(g int, w []int) []int {
 	ms := o.gms[g]
-	if len(ms) > maxEnum {
+	if !o.dp[g] {
 		return nil
 	}
 	n := 1 << len(ms)
@@ -441,6 +447,15 @@ func (fp *footprint) value(ms []int, w, wsum []int) (int, int) {
 		}
 		return best, at
 	}
+	for i, x := range fp.masks {
+		v := 0
+		for ; x != 0; x &= x - 1 {
+			v += w[ms[bits.TrailingZeros16(x)]]
+		}
+		if v > best {
+			best, at = v, i
+		}
+	}
 	for i, sub := range fp.subs {
 		v := 0
 		for _, m := range sub {
@@ -453,16 +468,23 @@ func (fp *footprint) value(ms []int, w, wsum []int) (int, int) {
 	return best, at
 }
 
-// members returns the metros of the footprint's subset sub.
-func (fp *footprint) members(ms []int, sub int) []int {
+// appendMembers appends to dst the metros of weight above 0 of the
+// footprint's subset sub.
+func (fp *footprint) appendMembers(dst []int, ms []int, sub int, w []int) []int {
 	if fp.subs != nil {
-		return fp.subs[sub]
+		for _, m := range fp.subs[sub] {
+			if w[m] > 0 {
+				dst = append(dst, m)
+			}
+		}
+		return dst
 	}
-	var out []int
 	for x := fp.masks[sub]; x != 0; x &= x - 1 {
-		out = append(out, ms[bits.TrailingZeros16(x)])
+		if m := ms[bits.TrailingZeros16(x)]; w[m] > 0 {
+			dst = append(dst, m)
+		}
 	}
-	return out
+	return dst
 }
 
 // footprints computes, once, every group's footprints. It reports false
@@ -488,6 +510,7 @@ func (o *overlap) footprints() bool {
 		}
 	}
 	o.fps = make([][]footprint, len(o.gcap))
+	o.dp = make([]bool, len(o.gcap))
 	for g, ms := range o.gms {
 		top := min(o.gcap[g], maxQ+1)
 		index := map[levels]int{}
@@ -551,6 +574,15 @@ func (o *overlap) footprints() bool {
 				all[i] = i
 			}
 			add(all)
+		}
+		if len(ms) <= maxEnum {
+			cost := 0
+			for _, fp := range o.fps[g] {
+				for _, x := range fp.masks {
+					cost += bits.OnesCount16(x)
+				}
+			}
+			o.dp[g] = cost > 1<<len(ms)
 		}
 	}
 	o.mask = mask
