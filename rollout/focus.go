@@ -84,7 +84,7 @@ func (f *focus) refresh(p *planner) {
 	f.stale = false
 	clear(f.crit)
 	for i, m := range f.ms {
-		f.w[i] = ceilDiv(m.left, f.per[i])
+		f.w[i] = p.wavesLeft(m, f.per[i])
 	}
 	res := f.o.spreadEach(f.w, 1, f.qmax, f.prev, 300)
 	f.prev = f.prev[:0]
