@@ -8,7 +8,7 @@ import (
 // focusSlack is how far below the largest bound a set's bound may be for
 // the waves to follow it too: a wave that lowers one bound but not a
 // nearly equal one gains little.
-const focusSlack = 2
+const focusSlack = 8
 
 // focus steers the waves towards the metros that bound the number of
 // waves. For q from 1 to 3 (to 4 when metros_per_region is above 1, a
