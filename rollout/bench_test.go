@@ -271,9 +271,9 @@ func sizeName(n int) string {
 // TestPlanQuality reports the wave and time ratios against the lower
 // bounds on generated fleets, and holds the budgets-only plans to the
 // 1.05 wave ratio the design asks for. The full spec does not meet 1.05
-// yet (1.06-1.10 with the default pack of 12h, see BENCHMARKS.md); 1.10
-// keeps it from getting worse, and likewise 1.25 for the full spec with
-// two metros per region.
+// yet on every seed (1.03-1.07 with the default pack of 12h, 1.10-1.15
+// with two metros per region, see BENCHMARKS.md); 1.08 and 1.16 keep
+// them from getting worse.
 func TestPlanQuality(t *testing.T) {
 	for _, seed := range []int64{1, 2, 3} {
 		bf := buildFleet(t, 20_000, seed)
@@ -281,7 +281,7 @@ func TestPlanQuality(t *testing.T) {
 			name string
 			yaml string
 			max  float64
-		}{{"budgets", budgetSpec, 1.05}, {"full", fullSpec, 1.10}, {"full-mpr2", fullSpec2, 1.25}} {
+		}{{"budgets", budgetSpec, 1.05}, {"full", fullSpec, 1.08}, {"full-mpr2", fullSpec2, 1.16}} {
 			spec := mustSpec(t, sc.yaml)
 			start := time.Now()
 			plan, err := rollout.NewPlan(context.Background(), spec, bf.snap, bf.fleet.Config.Start)
