@@ -409,6 +409,7 @@ func (p *planner) countLeft(active []*metroPlan) {
 	}
 	for _, m := range active {
 		m.doms = m.doms[:0]
+		m.wl.ok = false
 		for _, ti := range m.pending {
 			t := &p.tg[ti]
 			for _, lv := range []int{lvSite, lvCluster} {
@@ -426,12 +427,16 @@ func (p *planner) countLeft(active []*metroPlan) {
 // when a wave takes at most per of them: what the metro needs, or one of
 // its sites or clusters at its budget, whichever needs more.
 func (p *planner) wavesLeft(m *metroPlan, per int) int {
+	if m.wl.left == m.left && m.wl.per == per && m.wl.ok {
+		return m.wl.waves // only m's waves change its sites and clusters
+	}
 	w := ceilDiv(m.left, per)
 	for _, d := range m.doms {
 		if n := p.domLeft[d.lv][d.id]; n > 0 {
 			w = max(w, ceilDiv(int(n), int(p.budget[d.lv][d.id])))
 		}
 	}
+	m.wl.left, m.wl.per, m.wl.waves, m.wl.ok = m.left, per, w, true
 	return w
 }
 

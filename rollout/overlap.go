@@ -55,7 +55,7 @@ func (l *levels) add(u uint64, top int) {
 
 // spreadChoice is a footprint of a group and what it is worth.
 type spreadChoice struct {
-	sets levels
+	sets *levels // the footprint's
 	w    int
 	fp   int32 // index in the group's footprints
 	sub  int32 // index of its heaviest subset
@@ -242,7 +242,7 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 		for i := range fps {
 			v, sub := fps[i].value(o.gms[g], w, wsum)
 			if v > 0 {
-				buf = append(buf, spreadChoice{fps[i].sets, v, int32(i), int32(sub)})
+				buf = append(buf, spreadChoice{&fps[i].sets, v, int32(i), int32(sub)})
 			}
 		}
 		cs := buf[start:]
@@ -253,14 +253,14 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 			if c := cmp.Compare(b.w, a.w); c != 0 {
 				return c
 			}
-			return compareLevels(&a.sets, &b.sets)
+			return compareLevels(a.sets, b.sets)
 		})
 		// Drop a footprint when a smaller one is worth as much.
 		kept := cs[:0]
 	next:
 		for _, c := range cs {
 			for _, d := range kept {
-				if d.sets.within(&c.sets) {
+				if d.sets.within(c.sets) {
 					continue next
 				}
 			}

@@ -425,7 +425,12 @@ type metroPlan struct {
 	measure  []float64
 	neededBy int32    // waves left at least (see wavesLeft), for the critical-path order
 	doms     []domRef // the metro's sites and clusters with targets
-	reasons  []string // BoundBy strings naming the metro, see why
+	// wl caches wavesLeft for the metro's targets left and per.
+	wl struct {
+		left, per, waves int
+		ok               bool
+	}
+	reasons []string // BoundBy strings naming the metro, see why
 }
 
 const bucket = 900 // seconds in a quarter hour, the forecast's resolution
