@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,11 @@ order:
     first: [trial, nrt]
   - by: metro_utilisation
 `
+
+// fullSpec2 is fullSpec with two metros per region: a wave may then hold
+// two metros of a region, which the overlap bound and the planner's focus
+// count up to that capacity.
+var fullSpec2 = strings.Replace(fullSpec, "metros_per_region: 1", "metros_per_region: 2", 1)
 
 // budgetSpec is fullSpec without windows, blackouts and exclusions: the
 // budgets, growth and capacity alone.
@@ -199,7 +205,7 @@ func BenchmarkPlan(b *testing.B) {
 		for _, sc := range []struct {
 			name string
 			yaml string
-		}{{"full", fullSpec}, {"budgets", budgetSpec}} {
+		}{{"full", fullSpec}, {"full-mpr2", fullSpec2}, {"budgets", budgetSpec}} {
 			spec := mustSpec(b, sc.yaml)
 			b.Run(fmt.Sprintf("%s/%s", sizeName(size), sc.name), func(b *testing.B) {
 				b.ReportAllocs()
@@ -265,8 +271,9 @@ func sizeName(n int) string {
 // TestPlanQuality reports the wave and time ratios against the lower
 // bounds on generated fleets, and holds the budgets-only plans to the
 // 1.05 wave ratio the design asks for. The full spec does not meet 1.05
-// yet (1.06-1.10 with the default pack of 12h, see BENCHMARKS.md); 1.10
-// keeps it from getting worse.
+// yet on every seed (1.03-1.07 with the default pack of 12h, 1.10-1.15
+// with two metros per region, see BENCHMARKS.md); 1.08 and 1.16 keep
+// them from getting worse.
 func TestPlanQuality(t *testing.T) {
 	for _, seed := range []int64{1, 2, 3} {
 		bf := buildFleet(t, 20_000, seed)
@@ -274,7 +281,7 @@ func TestPlanQuality(t *testing.T) {
 			name string
 			yaml string
 			max  float64
-		}{{"budgets", budgetSpec, 1.05}, {"full", fullSpec, 1.10}} {
+		}{{"budgets", budgetSpec, 1.05}, {"full", fullSpec, 1.08}, {"full-mpr2", fullSpec2, 1.16}} {
 			spec := mustSpec(t, sc.yaml)
 			start := time.Now()
 			plan, err := rollout.NewPlan(context.Background(), spec, bf.snap, bf.fleet.Config.Start)

@@ -59,7 +59,8 @@ func (s waveSeq) max() int {
 // constraints alone: the growth ramp and global cap; every domain's
 // budget; metros that can never share a wave (one metro per region, or
 // windows that never overlap for a wave's length); metros of which no
-// wave can hold more than two or three (see overlap.spread); and per
+// wave can hold more than q, counting a region's metros up to
+// metros_per_region (see overlap.spreadEach); and per
 // metro, the time its windows need to hold its waves.
 func (p *planner) bounds(plan *Plan) {
 	b := &plan.Bounds
@@ -225,7 +226,7 @@ func (p *planner) bounds(plan *Plan) {
 		}
 	}
 	// Metros of which no wave may hold more than q: the waves must hold
-	// them sum(weight) times, at most q at a time (see spread). Where
+	// them sum(weight) times, at most q at a time (see spreadEach). Where
 	// windows go round the clock, the disjoint metros above are often
 	// few, while a ring of regions each overlapping its neighbours only
 	// forces waves all the same.
@@ -239,7 +240,7 @@ func (p *planner) bounds(plan *Plan) {
 				ow[i] = weight[m.id]
 			}
 		}
-		if sum, q, member := o.spread(ow, 2, 3, 20_000); q > 1 {
+		if sum, q, member := o.spread(ow, 2, p.spreadQmax(), 20_000); q > 1 {
 			set := make([]*metroPlan, len(member))
 			for i, m := range member {
 				set[i] = oms[m]
@@ -363,6 +364,16 @@ func (p *planner) rampBound(seq waveSeq, total int, set []*metroPlan, weight, la
 		saved++
 	}
 	return small + ceilDiv(max(W-saved, 0), q)
+}
+
+// spreadQmax is the largest q worth a set S no wave can hold more than q
+// of: 3 with one metro of a group per wave, maxQ when a region may put
+// more metros in a wave.
+func (p *planner) spreadQmax() int {
+	if p.spec.Budgets.MetrosPerRegion > 1 {
+		return maxQ
+	}
+	return 3
 }
 
 // perWave returns the most servers of m that one wave can take: its

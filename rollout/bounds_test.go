@@ -71,6 +71,43 @@ func randomTiny(r *rand.Rand) tiny {
 	return t
 }
 
+// randomRegionsTiny is a tiny rollout whose regions hold two or three
+// metros each, under metros_per_region 2 (sometimes 1): the regions'
+// windows lie on a ring around the day, a region's metros a little apart,
+// so that a wave may hold two metros of a region and some of its
+// neighbours' but not every region's.
+func randomRegionsTiny(r *rand.Rand) tiny {
+	t := tiny{budget: 1 + r.IntN(2), cluster: r.IntN(2), mpr: 2, first: r.IntN(3), horizon: 48}
+	if r.IntN(4) == 0 {
+		t.mpr = 1
+	}
+	regions, per := 3, 2
+	if r.IntN(2) == 0 {
+		regions, per = 2, 3
+	}
+	states := 1
+	for g := range regions {
+		base := 24 * g / regions
+		for range per {
+			s := [2]int{1 + r.IntN(3), 0}
+			if r.IntN(4) == 0 {
+				s = [2]int{1 + r.IntN(2), 1}
+			}
+			if states*(s[0]+1)*(s[1]+1) > 600 {
+				s = [2]int{1, 0}
+			}
+			states *= (s[0] + 1) * (s[1] + 1)
+			i := len(t.servers)
+			t.servers = append(t.servers, s)
+			t.region = append(t.region, g)
+			t.from = append(t.from, (base+r.IntN(3))%24)
+			t.hours = append(t.hours, 4+r.IntN(24/regions+2))
+			t.names = append(t.names, string(rune('A'+i))+"AA")
+		}
+	}
+	return t
+}
+
 func (t tiny) open(m, h int) bool {
 	return (h-t.from[m]+24)%24 < t.hours[m]
 }
@@ -213,13 +250,16 @@ func (t tiny) spec() *rollout.Spec {
 // the bound must never exceed it, and the plan never beat it.
 func TestBoundsBelowExhaustiveOptimum(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 5))
-	n := 200
+	n, nRegions := 200, 100
 	if testing.Short() {
-		n = 60
+		n, nRegions = 60, 40
 	}
-	tight, byOverlap, byDisjoint := 0, 0, 0
-	for i := range n {
+	tight, byOverlap, byDisjoint, byGroups := 0, 0, 0, 0
+	for i := range n + nRegions {
 		tc := randomTiny(r)
+		if i >= n {
+			tc = randomRegionsTiny(r)
+		}
 		opt := tc.fewest()
 		var h hand
 		for m, name := range tc.names {
@@ -243,12 +283,17 @@ func TestBoundsBelowExhaustiveOptimum(t *testing.T) {
 			tight++
 		}
 		switch {
+		case strings.HasPrefix(p.Bounds.MinWavesBy, "overlap:") && tc.mpr > 1:
+			byGroups++
+			byOverlap++
 		case strings.HasPrefix(p.Bounds.MinWavesBy, "overlap:"):
 			byOverlap++
 		case strings.HasPrefix(p.Bounds.MinWavesBy, "disjoint:"):
 			byDisjoint++
 		}
 	}
-	t.Logf("%d cases: bound equals the optimum in %d; set by overlap %d, by disjoint metros %d", n, tight, byOverlap, byDisjoint)
+	t.Logf("%d cases: bound equals the optimum in %d; set by overlap %d (%d of them under metros_per_region 2), by disjoint metros %d",
+		n+nRegions, tight, byOverlap, byGroups, byDisjoint)
 	require.Positive(t, byOverlap, "no case exercised the overlap bound")
+	require.Positive(t, byGroups, "no case exercised the overlap bound under metros_per_region 2")
 }

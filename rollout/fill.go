@@ -200,6 +200,7 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 	}
 	prefix, tail := sp.Growth.sizes(total)
 	p.done = make([]bool, len(p.tg))
+	p.countLeft(active)
 	p.held = make([]map[string]int, len(p.metros))
 	for i := range p.held {
 		p.held[i] = map[string]int{}
@@ -243,7 +244,12 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 			case stOpen:
 				picks = append(picks, metroPick{m, slack})
 				m.headRank = p.headRank(m)
-				m.neededBy = int32((m.left + int(p.budget[lvMetro][m.id]) - 1) / int(p.budget[lvMetro][m.id]))
+				m.neededBy = int32(p.wavesLeft(m, int(p.budget[lvMetro][m.id])))
+				if f != nil {
+					if i := f.idx[m.id]; i >= 0 {
+						m.neededBy = int32(p.wavesLeft(m, f.per[i]))
+					}
+				}
 			case stWindow:
 				stopReason[m.id] = m.why("window:")
 			case stBlackout:
@@ -395,6 +401,45 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 	return plan, nil
 }
 
+// countLeft counts the targets left in every site and cluster of the
+// active metros, and lists each metro's sites and clusters.
+func (p *planner) countLeft(active []*metroPlan) {
+	for _, lv := range []int{lvSite, lvCluster} {
+		p.domLeft[lv] = make([]int32, len(p.names[lv]))
+	}
+	for _, m := range active {
+		m.doms = m.doms[:0]
+		m.wl.ok = false
+		for _, ti := range m.pending {
+			t := &p.tg[ti]
+			for _, lv := range []int{lvSite, lvCluster} {
+				d := t.dom[lv]
+				if p.domLeft[lv][d] == 0 {
+					m.doms = append(m.doms, domRef{int8(lv), d})
+				}
+				p.domLeft[lv][d]++
+			}
+		}
+	}
+}
+
+// wavesLeft returns the fewest waves that can take m's targets left
+// when a wave takes at most per of them: what the metro needs, or one of
+// its sites or clusters at its budget, whichever needs more.
+func (p *planner) wavesLeft(m *metroPlan, per int) int {
+	if m.wl.left == m.left && m.wl.per == per && m.wl.ok {
+		return m.wl.waves // only m's waves change its sites and clusters
+	}
+	w := ceilDiv(m.left, per)
+	for _, d := range m.doms {
+		if n := p.domLeft[d.lv][d.id]; n > 0 {
+			w = max(w, ceilDiv(int(n), int(p.budget[d.lv][d.id])))
+		}
+	}
+	m.wl.left, m.wl.per, m.wl.waves, m.wl.ok = m.left, per, w, true
+	return w
+}
+
 // headRank returns the preference rank of m's first pending target;
 // pending is sorted by rank first, so it is the metro's best.
 func (p *planner) headRank(m *metroPlan) uint32 {
@@ -450,6 +495,8 @@ func (p *planner) fillMetro(m *metroPlan, q int, slack float64, canary bool, ws 
 		}
 		done[ti] = true
 		m.left--
+		p.domLeft[lvSite][site]--
+		p.domLeft[lvCluster][cl]--
 		taken = append(taken, ti)
 		out += t.cap
 		p.take(ws, t)

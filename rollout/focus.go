@@ -8,13 +8,15 @@ import (
 // focusSlack is how far below the largest bound a set's bound may be for
 // the waves to follow it too: a wave that lowers one bound but not a
 // nearly equal one gains little.
-const focusSlack = 2
+const focusSlack = 8
 
 // focus steers the waves towards the metros that bound the number of
-// waves. For q from 1 to 3 it keeps a set S of metros of which no wave
-// can hold more than q (see overlap.spreadEach), which need sum(waves of
-// S) / q waves however they are placed: a plan meets such a bound only if
-// each of its waves holds q metros of S. After every wave the sets are
+// waves. For q from 1 to 3 (to 4 when metros_per_region is above 1, a
+// region then counting up to that many metros) it keeps a set S of
+// metros of which no wave can hold more than q (see overlap.spreadEach),
+// which need sum(waves of S) / q waves however they are placed: a plan
+// meets such a bound only if each of its waves holds q metros of S
+// (counting a region's up to its capacity). After every wave the sets are
 // chosen again over the work left, and those whose bound is within
 // focusSlack of the largest steer the next: it is held back, up to the
 // spec's pack time, to the first instant at which it holds q metros of
@@ -27,12 +29,13 @@ type focus struct {
 	fams    []family     // the sets S that bound the work left, or nearly
 	crit    []int8       // per metro id: in how many of fams' sets
 	prev    [][]int      // per q from 1: the last S, as indices in ms
-	seen    []bool       // per group, scratch
+	seen    []int        // per group, scratch
 	w       []int        // per index in ms, scratch
 	in      []bool       // per metro id, scratch
 	per     []int        // per index in ms: the most servers a wave takes
 	cands   []int64      // hold's scratch
 	scratch []metroPick  // hold's scratch
+	qmax    int          // the largest q of a set S
 	// stale says S is to be chosen again.
 	stale bool
 }
@@ -66,7 +69,8 @@ func (p *planner) newFocus(active []*metroPlan, total int) *focus {
 	if f.o.distinct < 2 {
 		return nil // every instant is as good as the next
 	}
-	f.seen = make([]bool, len(f.o.gcap))
+	f.seen = make([]int, len(f.o.gcap))
+	f.qmax = p.spreadQmax()
 	f.w = make([]int, len(active))
 	f.refresh(p)
 	return f
@@ -80,9 +84,9 @@ func (f *focus) refresh(p *planner) {
 	f.stale = false
 	clear(f.crit)
 	for i, m := range f.ms {
-		f.w[i] = ceilDiv(m.left, f.per[i])
+		f.w[i] = p.wavesLeft(m, f.per[i])
 	}
-	res := f.o.spreadEach(f.w, 1, 3, f.prev, 300)
+	res := f.o.spreadEach(f.w, 1, f.qmax, f.prev, 300)
 	f.prev = f.prev[:0]
 	top := 0
 	for _, r := range res {
@@ -113,15 +117,15 @@ func (f *focus) refresh(p *planner) {
 	}
 }
 
-// held counts the groups of fam's S among the metros that may join a
-// wave.
+// held counts the metros of fam's S among those that may join a wave,
+// no more of a group than its capacity.
 func (f *focus) held(fam *family, picks []metroPick) int {
 	clear(f.seen)
 	n := 0
 	for _, pk := range picks {
 		if i := f.idx[pk.m.id]; i >= 0 && fam.in[pk.m.id] {
-			if g := f.o.group[i]; !f.seen[g] {
-				f.seen[g] = true
+			if g := f.o.group[i]; f.seen[g] < f.o.gcap[g] {
+				f.seen[g]++
 				n++
 			}
 		}

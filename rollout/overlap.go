@@ -28,17 +28,47 @@ type overlap struct {
 
 	// For spreadEach, computed on first use.
 	fps   [][]footprint // per group
+	gms   [][]int       // per group: its metros in some set
+	dp    []bool        // per group: weigh every subset at once (see subsetWeights)
 	mask  []uint64      // per metro: the sets holding it
 	noFps bool
 	buf   []spreadChoice // spreadEach's scratch
-	gmask []uint64       // fits' scratch, per group
+	wsum  []int          // spreadEach's scratch: weights of a group's subsets
+	glv   []levels       // fits' scratch, per group
+}
+
+// maxQ is the largest q spreadEach looks for.
+const maxQ = 4
+
+// levels counts, per overlap set (a bit each), how many metros of a
+// choice lie in it: l[k] holds the sets in which more than k do.
+type levels [maxQ + 1]uint64
+
+// add counts one more metro in each set of u, counting no higher than
+// top (at most maxQ+1).
+func (l *levels) add(u uint64, top int) {
+	for k := top - 1; k > 0; k-- {
+		l[k] |= l[k-1] & u
+	}
+	l[0] |= u
 }
 
 // spreadChoice is a footprint of a group and what it is worth.
 type spreadChoice struct {
-	sets uint64
+	sets *levels // the footprint's
 	w    int
 	fp   int32 // index in the group's footprints
+	sub  int32 // index of its heaviest subset
+}
+
+// compareLevels orders levels by their sets, level 0 first.
+func compareLevels(a, b *levels) int {
+	for k := range a {
+		if c := cmp.Compare(a[k], b[k]); c != 0 {
+			return c
+		}
+	}
+	return 0
 }
 
 // newOverlap computes the sets over the metros ms for waves of length d.
@@ -173,26 +203,28 @@ func bitsKey(b []uint64) string {
 	return sb.String()
 }
 
-// spreadEach finds, for each q from qmin to qmax (at most 4), a heavy set
-// S of metros such that no wave may hold more than q of them; with
+// spreadEach finds, for each q from qmin to qmax (at most maxQ), a heavy
+// set S of metros such that no wave may hold more than q of them; with
 // weights w, each gives the bound sum(w over S) / q. It returns nothing
-// when it does not apply: under metros_per_region above 1, or with more
-// than 64 overlap sets.
+// when it does not apply: with more than 64 overlap sets.
 //
 // Why it bounds the waves: a metro m of S is in at least w[m] waves, so
-// the waves hold members of S at least sum(w) times; one wave holds
-// metros of one overlap set only, at most one of each group, so at most
-// q members of S. Hence waves * q >= sum(w).
+// the waves hold members of S at least sum(w) times. One wave holds
+// metros of one overlap set X only, and at most c of each group of
+// capacity c (one metro per region, or metros_per_region of it), so at
+// most sum over groups g of min(c_g, |S in g and X|) members of S; S is
+// chosen so that this is at most q for every X. Hence waves * q >=
+// sum(w).
 //
 // The search is exact within budget steps per q (any S found is valid,
 // so stopping early only loosens the bound); prev[k], when given, is the
 // S found before, for other weights, for q = qmin+k, and the search for
-// that q starts from it. With one metro per group, S takes a group's
-// metros or not; under one metro per region, what counts of a region is
-// its footprint, the overlap sets in which S has a member of it, and the
-// region's best choice for a footprint is every metro whose sets lie
-// inside it. A branch and bound picks one footprint per group so that no
-// set lies in more than q footprints.
+// that q starts from it. What counts of a group's part of S is its
+// footprint, min(c, its members in X) for every set X; the group's best
+// choice for a footprint is the heaviest of its subsets with that
+// footprint (with capacity 1, every metro whose sets lie inside the
+// footprint's). A branch and bound picks one footprint per group so that
+// the footprints add up to at most q in every set.
 //
 // The sets are computed for the shortest wave (a longer one may start at
 // fewer instants), from the metros' open time (capacity only takes more
@@ -206,13 +238,11 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 	buf := o.buf[:0]             // choices' backing array, reused across calls
 	for g, fps := range o.fps {
 		start := len(buf)
-		for i, fp := range fps {
-			v := 0
-			for _, m := range fp.members {
-				v += w[m]
-			}
+		wsum := o.subsetWeights(g, w)
+		for i := range fps {
+			v, sub := fps[i].value(o.gms[g], w, wsum)
 			if v > 0 {
-				buf = append(buf, spreadChoice{fp.sets, v, int32(i)})
+				buf = append(buf, spreadChoice{&fps[i].sets, v, int32(i), int32(sub)})
 			}
 		}
 		cs := buf[start:]
@@ -223,14 +253,14 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 			if c := cmp.Compare(b.w, a.w); c != 0 {
 				return c
 			}
-			return cmp.Compare(a.sets, b.sets)
+			return compareLevels(a.sets, b.sets)
 		})
 		// Drop a footprint when a smaller one is worth as much.
 		kept := cs[:0]
 	next:
 		for _, c := range cs {
 			for _, d := range kept {
-				if d.sets&^c.sets == 0 {
+				if d.sets.within(c.sets) {
 					continue next
 				}
 			}
@@ -253,11 +283,10 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 	for i := len(groups) - 1; i >= 0; i-- {
 		rest[i] = rest[i+1] + choices[groups[i]][0].w
 	}
-	var layer0 [4]uint64
 	pick := make([]int, len(groups)) // per group: its choice, -1 for none
 	bestPick := make([]int, len(groups))
 	var out []spreadSet
-	for qq := qmin; qq <= min(qmax, len(layer0)); qq++ {
+	for qq := qmin; qq <= min(qmax, maxQ); qq++ {
 		var pv []int
 		if k := qq - qmin; k < len(prev) {
 			pv = prev[k]
@@ -273,7 +302,7 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 		}
 		found := false
 		steps := budget
-		layer := layer0 // layer[k] holds the sets in which more than k footprints lie
+		var layer levels // layer[k] holds the sets in which more than k members of S lie
 		var bb func(i, cur int)
 		bb = func(i, cur int) {
 			if cur > best {
@@ -286,18 +315,30 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 			if i == len(groups) || cur+rest[i] <= best {
 				return
 			}
-			for ci, c := range choices[groups[i]] {
+			for ci := range choices[groups[i]] {
+				c := &choices[groups[i]][ci]
 				if steps--; steps < 0 || cur+c.w+rest[i+1] <= best {
 					return
 				}
-				if c.sets&layer[qq-1] != 0 {
-					continue
-				}
 				saved := layer
-				for k := qq - 1; k > 0; k-- {
-					layer[k] |= layer[k-1] & c.sets
+				if c.sets[1] == 0 {
+					// One metro per set at most, the common case.
+					if c.sets[0]&layer[qq-1] != 0 {
+						continue
+					}
+					layer.add(c.sets[0], qq)
+				} else {
+					for _, u := range c.sets {
+						if u == 0 {
+							break
+						}
+						layer.add(u, qq+1)
+					}
+					if layer[qq] != 0 {
+						layer = saved
+						continue
+					}
 				}
-				layer[0] |= c.sets
 				pick[i] = ci
 				bb(i+1, cur+c.w)
 				layer = saved
@@ -314,12 +355,9 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 				if bestPick[i] < 0 {
 					continue
 				}
-				fp := o.fps[gid[ch]][choices[ch][bestPick[i]].fp]
-				for _, m := range fp.members {
-					if w[m] > 0 {
-						r.member = append(r.member, m)
-					}
-				}
+				c := choices[ch][bestPick[i]]
+				g := gid[ch]
+				r.member = o.fps[g][c.fp].appendMembers(r.member, o.gms[g], int(c.sub), w)
 			}
 		case prevFits:
 			r.sum, r.member = prevSum, slices.Clone(pv)
@@ -327,6 +365,17 @@ func (o *overlap) spreadEach(w []int, qmin, qmax int, prev [][]int, budget int) 
 		out = append(out, r)
 	}
 	return out
+}
+
+// within reports whether every level of l lies within the same level of
+// m: a choice with footprint l fits wherever one with m does.
+func (l *levels) within(m *levels) bool {
+	for k := range l {
+		if l[k]&^m[k] != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // spreadSet is a set S of metros no wave can hold more than q of, and the
@@ -352,20 +401,99 @@ func (o *overlap) spread(w []int, qmin, qmax int, budget int) (sum, q int, membe
 	return sum, q, member
 }
 
-// footprint is a set of overlap sets (a bit each) and the metros of one
-// group whose sets all lie in it.
+// maxEnum is the most metros of a group whose every subset footprints
+// tries; of a larger group it tries each metro alone and all of them.
+const maxEnum = 10
+
+// footprint is how many metros of one group lie in each overlap set,
+// capped at the group's capacity, and the subsets of the group's metros
+// with that footprint: bit masks over the group's metros (gms) when it has
+// at most maxEnum, else index lists in subs.
 type footprint struct {
-	sets    uint64
-	members []int
+	sets  levels
+	masks []uint16
+	subs  [][]int
 }
 
-// footprints computes, once, every group's footprints: the unions of the
-// sets of its metros. It reports false when spread does not apply.
+// subsetWeights returns the weight of each subset of the group's metros
+// by bit mask, or nil when summing the footprints' subsets one by one is
+// cheaper (or they are not bit masks).
+func (o *overlap) subsetWeights(g int, w []int) []int {
+	ms := o.gms[g]
+	if !o.dp[g] {
+		return nil
+	}
+	n := 1 << len(ms)
+	if cap(o.wsum) < n {
+		o.wsum = make([]int, 1<<maxEnum)
+	}
+	ws := o.wsum[:n]
+	ws[0] = 0
+	for sub := 1; sub < n; sub++ {
+		low := bits.TrailingZeros(uint(sub))
+		ws[sub] = ws[sub&(sub-1)] + w[ms[low]]
+	}
+	return ws
+}
+
+// value returns the weight of the footprint's heaviest subset, and which.
+func (fp *footprint) value(ms []int, w, wsum []int) (int, int) {
+	best, at := -1, 0
+	if wsum != nil {
+		for i, m := range fp.masks {
+			if v := wsum[m]; v > best {
+				best, at = v, i
+			}
+		}
+		return best, at
+	}
+	for i, x := range fp.masks {
+		v := 0
+		for ; x != 0; x &= x - 1 {
+			v += w[ms[bits.TrailingZeros16(x)]]
+		}
+		if v > best {
+			best, at = v, i
+		}
+	}
+	for i, sub := range fp.subs {
+		v := 0
+		for _, m := range sub {
+			v += w[m]
+		}
+		if v > best {
+			best, at = v, i
+		}
+	}
+	return best, at
+}
+
+// appendMembers appends to dst the metros of weight above 0 of the
+// footprint's subset sub.
+func (fp *footprint) appendMembers(dst []int, ms []int, sub int, w []int) []int {
+	if fp.subs != nil {
+		for _, m := range fp.subs[sub] {
+			if w[m] > 0 {
+				dst = append(dst, m)
+			}
+		}
+		return dst
+	}
+	for x := fp.masks[sub]; x != 0; x &= x - 1 {
+		if m := ms[bits.TrailingZeros16(x)]; w[m] > 0 {
+			dst = append(dst, m)
+		}
+	}
+	return dst
+}
+
+// footprints computes, once, every group's footprints. It reports false
+// when spread does not apply.
 func (o *overlap) footprints() bool {
 	if o.fps != nil || o.noFps {
 		return !o.noFps
 	}
-	if len(o.sets) > 64 || slices.ContainsFunc(o.gcap, func(c int) bool { return c > 1 }) {
+	if len(o.sets) > 64 {
 		o.noFps = true
 		return false
 	}
@@ -375,68 +503,116 @@ func (o *overlap) footprints() bool {
 			mask[m] |= 1 << s
 		}
 	}
-	byGroup := make([][]int, len(o.gcap))
+	o.gms = make([][]int, len(o.gcap))
 	for m := range o.n {
 		if mask[m] != 0 {
-			byGroup[o.group[m]] = append(byGroup[o.group[m]], m)
+			o.gms[o.group[m]] = append(o.gms[o.group[m]], m)
 		}
 	}
 	o.fps = make([][]footprint, len(o.gcap))
-	for g, ms := range byGroup {
-		seen := map[uint64]bool{}
-		add := func(f uint64) {
-			if seen[f] {
-				return
+	o.dp = make([]bool, len(o.gcap))
+	for g, ms := range o.gms {
+		top := min(o.gcap[g], maxQ+1)
+		index := map[levels]int{}
+		// add records the subset of ms by local indices idx; a subset
+		// is taken with every metro whose sets are all full already,
+		// which costs no more.
+		add := func(idx []int) {
+			var l levels
+			in := make([]bool, len(ms))
+			for _, i := range idx {
+				l.add(mask[ms[i]], top)
+				in[i] = true
 			}
-			seen[f] = true
-			fp := footprint{sets: f}
-			for _, m := range ms {
-				if mask[m]&^f == 0 {
-					fp.members = append(fp.members, m)
+			for i, m := range ms {
+				if mask[m]&^l[top-1] == 0 {
+					in[i] = true
 				}
 			}
-			o.fps[g] = append(o.fps[g], fp)
-		}
-		if len(ms) <= 10 {
-			for sub := 1; sub < 1<<len(ms); sub++ {
-				var f uint64
-				for i, m := range ms {
-					if sub&(1<<i) != 0 {
-						f |= mask[m]
+			k, ok := index[l]
+			if !ok {
+				k = len(o.fps[g])
+				index[l] = k
+				o.fps[g] = append(o.fps[g], footprint{sets: l})
+			}
+			fp := &o.fps[g][k]
+			if len(ms) <= maxEnum {
+				var x uint16
+				for i, ok := range in {
+					if ok {
+						x |= 1 << i
 					}
 				}
-				add(f)
+				if !slices.Contains(fp.masks, x) {
+					fp.masks = append(fp.masks, x)
+				}
+				return
+			}
+			var sub []int
+			for i, ok := range in {
+				if ok {
+					sub = append(sub, ms[i])
+				}
+			}
+			fp.subs = append(fp.subs, sub)
+		}
+		if len(ms) <= maxEnum {
+			var idx []int
+			for sub := 1; sub < 1<<len(ms); sub++ {
+				idx = idx[:0]
+				for i := range ms {
+					if sub&(1<<i) != 0 {
+						idx = append(idx, i)
+					}
+				}
+				add(idx)
 			}
 		} else {
-			var all uint64
-			for _, m := range ms {
-				add(mask[m])
-				all |= mask[m]
+			all := make([]int, len(ms))
+			for i := range ms {
+				add([]int{i})
+				all[i] = i
 			}
 			add(all)
+		}
+		if len(ms) <= maxEnum {
+			cost := 0
+			for _, fp := range o.fps[g] {
+				for _, x := range fp.masks {
+					cost += bits.OnesCount16(x)
+				}
+			}
+			o.dp[g] = cost > 1<<len(ms)
 		}
 	}
 	o.mask = mask
 	return true
 }
 
-// fits reports whether no overlap set holds members of more than q
-// groups among the metros ms.
+// fits reports whether no wave may hold more than q of the metros ms:
+// in every overlap set, the groups' members of ms, each counted up to
+// its group's capacity, number at most q.
 func (o *overlap) fits(ms []int, q int) bool {
-	if o.gmask == nil {
-		o.gmask = make([]uint64, len(o.gcap))
+	if q > maxQ {
+		return true
 	}
-	gm := o.gmask
-	clear(gm)
+	if o.glv == nil {
+		o.glv = make([]levels, len(o.gcap))
+	}
+	gl := o.glv
+	clear(gl)
 	for _, m := range ms {
-		gm[o.group[m]] |= o.mask[m]
+		g := o.group[m]
+		gl[g].add(o.mask[m], min(o.gcap[g], maxQ+1))
 	}
-	var layer [5]uint64
-	for _, f := range gm {
-		for k := min(q, 4); k > 0; k-- {
-			layer[k] |= layer[k-1] & f
+	var layer levels
+	for g := range gl {
+		for _, u := range gl[g] {
+			if u == 0 {
+				break
+			}
+			layer.add(u, q+1)
 		}
-		layer[0] |= f
 	}
-	return q >= 5 || layer[q] == 0
+	return layer[q] == 0
 }

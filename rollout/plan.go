@@ -193,6 +193,10 @@ type planner struct {
 	zones    map[string]*time.Location
 	prefs    *prefSet
 
+	// domLeft counts, per site and cluster, the targets not yet in a
+	// wave.
+	domLeft [numLevels][]int32
+
 	// ov is the overlap of the metros ovMetros, when run computed it.
 	ov       *overlap
 	ovMetros []*metroPlan
@@ -381,6 +385,12 @@ func (p *planner) leave(t int32, out uint8, reason string) {
 	p.out[t], p.why[t] = out, reason
 }
 
+// domRef names a domain: its level and id.
+type domRef struct {
+	lv int8
+	id int32
+}
+
 // metroPlan is the planner's state for one metro.
 type metroPlan struct {
 	id       int32
@@ -413,8 +423,14 @@ type metroPlan struct {
 	segs     []zoneSeg
 	headRank uint32 // preference rank of the first pending target
 	measure  []float64
-	neededBy int32    // per-wave metro quota, for the critical-path order
-	reasons  []string // BoundBy strings naming the metro, see why
+	neededBy int32    // waves left at least (see wavesLeft), for the critical-path order
+	doms     []domRef // the metro's sites and clusters with targets
+	// wl caches wavesLeft for the metro's targets left and per.
+	wl struct {
+		left, per, waves int
+		ok               bool
+	}
+	reasons []string // BoundBy strings naming the metro, see why
 }
 
 const bucket = 900 // seconds in a quarter hour, the forecast's resolution
