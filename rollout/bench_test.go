@@ -16,7 +16,8 @@ import (
 // fullSpec has every constraint on: budgets at every level with a global
 // cap and one metro per region, capacity headroom, overnight windows in
 // each metro's zone with a stricter metro override, a regional blackout,
-// a canary, explicit growth and ordering preferences.
+// a canary, explicit growth and ordering preferences; and it asks for
+// packing (waves held up to 12h for fuller ones).
 const fullSpec = `
 name: cdn-app-3.2.0
 component: cdn-app
@@ -25,6 +26,7 @@ select: role=edge,mid
 exclude: release_state=frozen
 deploy: 20m
 horizon: 21d
+pack: 12h
 budgets:
   global: 5%
   region: 20%
@@ -63,6 +65,10 @@ order:
 // two metros of a region, which the overlap bound and the planner's focus
 // count up to that capacity.
 var fullSpec2 = strings.Replace(fullSpec, "metros_per_region: 1", "metros_per_region: 2", 1)
+
+// fast drops the pack from a spec: every wave starts as soon as it can,
+// for the soonest end.
+func fast(spec string) string { return strings.Replace(spec, "pack: 12h\n", "", 1) }
 
 // budgetSpec is fullSpec without windows, blackouts and exclusions: the
 // budgets, growth and capacity alone.
@@ -205,7 +211,7 @@ func BenchmarkPlan(b *testing.B) {
 		for _, sc := range []struct {
 			name string
 			yaml string
-		}{{"full", fullSpec}, {"full-mpr2", fullSpec2}, {"budgets", budgetSpec}} {
+		}{{"full", fullSpec}, {"full-fast", fast(fullSpec)}, {"full-mpr2", fullSpec2}, {"budgets", budgetSpec}} {
 			spec := mustSpec(b, sc.yaml)
 			b.Run(fmt.Sprintf("%s/%s", sizeName(size), sc.name), func(b *testing.B) {
 				b.ReportAllocs()
@@ -271,9 +277,9 @@ func sizeName(n int) string {
 // TestPlanQuality reports the wave and time ratios against the lower
 // bounds on generated fleets, and holds the budgets-only plans to the
 // 1.05 wave ratio the design asks for. The full spec does not meet 1.05
-// yet on every seed (1.03-1.07 with the default pack of 12h, 1.10-1.15
-// with two metros per region, see BENCHMARKS.md); 1.08 and 1.16 keep
-// them from getting worse.
+// yet on every seed (1.03-1.07 with a pack of 12h, 1.10-1.15 with two
+// metros per region; 1.24-1.34 and 1.52-1.55 without packing, see
+// BENCHMARKS.md); the other limits keep them from getting worse.
 func TestPlanQuality(t *testing.T) {
 	for _, seed := range []int64{1, 2, 3} {
 		bf := buildFleet(t, 20_000, seed)
@@ -281,7 +287,11 @@ func TestPlanQuality(t *testing.T) {
 			name string
 			yaml string
 			max  float64
-		}{{"budgets", budgetSpec, 1.05}, {"full", fullSpec, 1.08}, {"full-mpr2", fullSpec2, 1.16}} {
+		}{
+			{"budgets", budgetSpec, 1.05},
+			{"full", fullSpec, 1.08}, {"full-mpr2", fullSpec2, 1.16},
+			{"full-fast", fast(fullSpec), 1.36}, {"full-mpr2-fast", fast(fullSpec2), 1.56},
+		} {
 			spec := mustSpec(t, sc.yaml)
 			start := time.Now()
 			plan, err := rollout.NewPlan(context.Background(), spec, bf.snap, bf.fleet.Config.Start)

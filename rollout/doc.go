@@ -28,7 +28,7 @@
 //	exclude: label.tier=3
 //	deploy: 20m                 # how long a wave's servers are out (default 15m)
 //	horizon: 14d                # how far ahead to plan (default 30d)
-//	pack: 12h                   # hold a wave back up to this for a fuller one (default 12h, 0: never)
+//	pack: 12h                   # hold a wave back up to this for a fuller one: fewer waves, more days (default 0: never)
 //	budgets:                    # per wave, count or % of the domain's in-service servers
 //	  global: 5%
 //	  region: 20%

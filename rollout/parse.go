@@ -346,14 +346,7 @@ func (d *decoder) spec(n *yaml.Node, s *Spec) error {
 		"exclude":   d.str(&s.Exclude),
 		"deploy":    d.duration(&s.Deploy),
 		"horizon":   d.duration(&s.Horizon),
-		"pack": func(v *yaml.Node, f string) error {
-			var x Duration
-			if err := d.duration(&x)(v, f); err != nil {
-				return err
-			}
-			s.Pack = &x
-			return nil
-		},
+		"pack":      d.duration(&s.Pack),
 		"budgets": func(v *yaml.Node, f string) error {
 			b := &s.Budgets
 			return d.fields(v, f, map[string]handler{

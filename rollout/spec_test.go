@@ -28,7 +28,7 @@ func TestParseSpecExample(t *testing.T) {
 		Exclude:   "release_state=frozen",
 		Deploy:    rollout.Duration(20 * time.Minute),
 		Horizon:   rollout.Duration(14 * 24 * time.Hour),
-		Pack:      &pack,
+		Pack:      pack,
 		Budgets: rollout.Budgets{
 			Global: rollout.Percent(5), Region: rollout.Percent(20), Metro: rollout.Percent(10),
 			Site: rollout.Percent(15), Cluster: rollout.Percent(25), MetrosPerRegion: 1,
