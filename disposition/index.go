@@ -200,9 +200,10 @@ type writer struct {
 	cur     *published
 	db      *memdb.MemDB // the database written, ix.db
 	txn     *memdb.Txn
-	pending int  // records written in txn
-	empty   bool // the index was empty: every upsert is an insert
-	late    int  // inserts into a non-empty index
+	pending int    // records written in txn
+	empty   bool   // the index was empty: every upsert is an insert
+	late    int    // inserts given an ordinal out of ID order
+	maxID   string // the greatest ID at an ordinal in ID order
 	ch      changes
 	slots   []*Node
 	free    []uint32
@@ -212,12 +213,16 @@ type writer struct {
 
 // write applies b in transactions of at most MaxTxnRecords writes. When
 // the index is empty every upsert is an insert (Apply has ruled out
-// duplicates): the lookups are skipped and ordinals follow ID order.
+// duplicates) and the lookups are skipped. Upserts are taken in ID order,
+// so inserts past the greatest ID keep ordinals in ID order.
 func (w *writer) write(b Batch) (ApplyResult, error) {
 	var res ApplyResult
 	ups := b.Upserts
-	if w.empty && !slices.IsSortedFunc(ups, byID) {
+	if !slices.IsSortedFunc(ups, byID) {
 		ups = slices.SortedFunc(slices.Values(ups), byID)
+	}
+	if all := w.cur.all; len(all) > 0 {
+		w.maxID = all[len(all)-1].ID
 	}
 	for _, n := range ups {
 		var old *row
@@ -232,8 +237,13 @@ func (w *writer) write(b Batch) (ApplyResult, error) {
 		switch {
 		case old == nil:
 			res.Inserted++
-			ord = w.alloc()
-			if !w.empty {
+			// Ordinals stay in ID order while every insert since the
+			// build went past the greatest ID, at a new ordinal.
+			inOrder := w.empty || w.cur.late == 0 && w.late == 0 && n.ID > w.maxID
+			ord = w.alloc(inOrder)
+			if inOrder {
+				w.maxID = n.ID
+			} else {
 				w.late++
 			}
 			postingKeys(n, func(k postingKey) { w.bits(k).Add(ord) })
@@ -307,12 +317,12 @@ func (w *writer) ownLive() {
 	}
 }
 
-// alloc returns an ordinal for a new node: the last one freed, or the
-// next past the end.
-func (w *writer) alloc() uint32 {
+// alloc returns an ordinal for a new node: the last one freed, or (always
+// when atEnd) the next past the end.
+func (w *writer) alloc(atEnd bool) uint32 {
 	w.ownLive()
 	var ord uint32
-	if n := len(w.free); n > 0 {
+	if n := len(w.free); n > 0 && !atEnd {
 		ord, w.free = w.free[n-1], w.free[:n-1]
 	} else {
 		ord = uint32(len(w.slots))

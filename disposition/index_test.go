@@ -611,3 +611,45 @@ func TestRenumberKeepsOrdinalsInIDOrder(t *testing.T) {
 	require.True(t, renumbered, "the index never renumbered")
 	require.False(t, inOrder(), "inserts after the last renumbering should be out of order (else this test checks nothing)")
 }
+
+// TestInsertsPastTheGreatestIDKeepOrder grows a built index by nodes
+// whose IDs sort after every other, with deletes in between: ordinals
+// stay in ID order, so the index never renumbers (its database is the
+// one built), and queries agree with the model.
+func TestInsertsPastTheGreatestIDKeepOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	ix := NewIndex()
+	model := map[string]*Node{}
+	next := 0
+	batch := func(n int) Batch {
+		var b Batch
+		for range n {
+			b.Upserts = append(b.Upserts, randomNode(r, fmt.Sprintf("n%05d", next)))
+			next++
+		}
+		return b
+	}
+	first := batch(200)
+	applyModel(model, first)
+	_, err := ix.Apply(context.Background(), first)
+	require.NoError(t, err)
+	built := ix.db
+	for i := range 20 {
+		b := batch(20) // 400 inserts in all, twice the first build
+		b.Deletes = []string{fmt.Sprintf("n%05d", 3*i)}
+		applyModel(model, b)
+		_, err := ix.Apply(context.Background(), b)
+		require.NoError(t, err)
+		require.Zero(t, ix.pub.Load().late, "batch %d", i)
+		q := randomQuery(r)
+		got, err := ix.Snapshot().Query(q)
+		require.NoError(t, err)
+		require.Empty(t, cmp.Diff(ids(referenceQuery(sortedModel(model), q)), ids(got)), "query %q", q)
+	}
+	require.Same(t, built, ix.db, "the index renumbered")
+	// One insert before the greatest ID breaks the order.
+	b := Batch{Upserts: []*Node{randomNode(r, "n00000x")}}
+	_, err = ix.Apply(context.Background(), b)
+	require.NoError(t, err)
+	require.Equal(t, 1, ix.pub.Load().late)
+}
