@@ -66,7 +66,7 @@ type published struct {
 	slots []*Node
 	free  []uint32        // free ordinals
 	live  *roaring.Bitmap // the ordinals in use
-	late  int             // nodes given an ordinal out of ID order since the build
+	late  *roaring.Bitmap // ordinals given out of ID order since the build
 	next  chan struct{}   // closed when a newer version is published
 }
 
@@ -82,7 +82,7 @@ func NewIndex() *Index {
 	// the primary. The index never uses WatchSets, it signals versions, and
 	// not tracking cuts a fifth of the cost of a write.
 	ix := &Index{db: db.Snapshot()}
-	ix.pub.Store(&published{db: ix.db.Snapshot(), live: roaring.New(), next: make(chan struct{})})
+	ix.pub.Store(&published{db: ix.db.Snapshot(), live: roaring.New(), late: roaring.New(), next: make(chan struct{})})
 	return ix
 }
 
@@ -153,10 +153,10 @@ func (ix *Index) Apply(ctx context.Context, b Batch) (ApplyResult, error) {
 		slots:   w.slots,
 		free:    w.free,
 		live:    w.live,
-		late:    cur.late + w.late,
+		late:    w.late,
 		next:    make(chan struct{}),
 	}
-	if next.late > len(next.all)/renumberShare {
+	if next.late.GetCardinality() > uint64(len(next.all)/renumberShare) {
 		if err := ix.renumber(next); err != nil {
 			ix.db = cur.db.Snapshot()
 			return ApplyResult{}, err
@@ -182,14 +182,14 @@ func (ix *Index) renumber(p *published) error {
 		return fmt.Errorf("disposition: renumber: %w", err)
 	}
 	fresh := db.Snapshot()
-	empty := &published{db: fresh.Snapshot(), live: roaring.New()}
+	empty := &published{db: fresh.Snapshot(), live: roaring.New(), late: roaring.New()}
 	w := &writer{cur: empty, db: fresh, txn: fresh.Txn(true), empty: true}
 	defer func() { w.txn.Abort() }()
 	if _, err := w.write(Batch{Upserts: p.all}); err != nil {
 		return fmt.Errorf("disposition: renumber: %w", err)
 	}
 	ix.db = fresh
-	p.db, p.slots, p.free, p.live, p.late = fresh.Snapshot(), w.slots, w.free, w.live, 0
+	p.db, p.slots, p.free, p.live, p.late = fresh.Snapshot(), w.slots, w.free, w.live, w.late
 	return nil
 }
 
@@ -200,10 +200,10 @@ type writer struct {
 	cur     *published
 	db      *memdb.MemDB // the database written, ix.db
 	txn     *memdb.Txn
-	pending int    // records written in txn
-	empty   bool   // the index was empty: every upsert is an insert
-	late    int    // inserts given an ordinal out of ID order
-	maxID   string // the greatest ID at an ordinal in ID order
+	pending int             // records written in txn
+	empty   bool            // the index was empty: every upsert is an insert
+	late    *roaring.Bitmap // ordinals given out of ID order
+	maxID   string          // the greatest ID at an ordinal in ID order
 	ch      changes
 	slots   []*Node
 	free    []uint32
@@ -224,6 +224,7 @@ func (w *writer) write(b Batch) (ApplyResult, error) {
 	if all := w.cur.all; len(all) > 0 {
 		w.maxID = all[len(all)-1].ID
 	}
+	w.late = w.cur.late // copied by ownLate on change
 	for _, n := range ups {
 		var old *row
 		if !w.empty {
@@ -239,12 +240,13 @@ func (w *writer) write(b Batch) (ApplyResult, error) {
 			res.Inserted++
 			// Ordinals stay in ID order while every insert since the
 			// build went past the greatest ID, at a new ordinal.
-			inOrder := w.empty || w.cur.late == 0 && w.late == 0 && n.ID > w.maxID
+			inOrder := w.empty || w.late.IsEmpty() && n.ID > w.maxID
 			ord = w.alloc(inOrder)
 			if inOrder {
 				w.maxID = n.ID
 			} else {
-				w.late++
+				w.ownLate()
+				w.late.Add(ord)
 			}
 			postingKeys(n, func(k postingKey) { w.bits(k).Add(ord) })
 		case old.node.Equal(n):
@@ -274,6 +276,10 @@ func (w *writer) write(b Batch) (ApplyResult, error) {
 			continue
 		}
 		w.ownLive()
+		if w.late.Contains(old.ord) {
+			w.ownLate()
+			w.late.Remove(old.ord)
+		}
 		postingKeys(old.node, func(k postingKey) { w.bits(k).Remove(old.ord) })
 		w.slots[old.ord] = nil
 		w.live.Remove(old.ord)
@@ -301,7 +307,7 @@ func (w *writer) own() {
 	w.work = map[postingKey]*roaring.Bitmap{}
 	if w.empty {
 		// Number from 0 again, whatever ordinals deleted nodes left free.
-		w.live = roaring.New()
+		w.live, w.late = roaring.New(), roaring.New()
 		return
 	}
 	w.slots = slices.Clone(w.cur.slots)
@@ -314,6 +320,14 @@ func (w *writer) ownLive() {
 	w.own()
 	if w.live == w.cur.live {
 		w.live = w.cur.live.Clone()
+	}
+}
+
+// ownLate copies the published late set before the first change to it.
+func (w *writer) ownLate() {
+	w.own()
+	if w.late == w.cur.late {
+		w.late = w.cur.late.Clone()
 	}
 }
 

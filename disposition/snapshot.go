@@ -223,21 +223,52 @@ func (s *Snapshot) candidates(ms []*matcher) ([]*Node, bool) {
 		}
 		set.AndNot(b)
 	}
-	out := make([]*Node, 0, set.GetCardinality())
+	// Ordinals follow ID order except the late ones (nodes inserted out
+	// of order since the build): those few are sorted apart and merged.
+	var late []*Node
+	if s.pub.late.Intersects(set) {
+		lateSet := roaring.And(set, s.pub.late)
+		set.AndNot(lateSet)
+		late = s.nodes(lateSet, rest, nil)
+		slices.SortFunc(late, byID)
+	}
+	out := s.nodes(set, rest, make([]*Node, 0, set.GetCardinality()+uint64(len(late))))
+	if len(late) > 0 {
+		out = mergeByID(out, late)
+	}
+	return out, true
+}
+
+// nodes appends to out the nodes at the ordinals of set that match ms, in
+// ordinal order.
+func (s *Snapshot) nodes(set *roaring.Bitmap, ms []*matcher, out []*Node) []*Node {
 	it := set.ManyIterator()
 	var buf [256]uint32
 	for k := it.NextMany(buf[:]); k > 0; k = it.NextMany(buf[:]) {
 		for _, ord := range buf[:k] {
-			if n := s.pub.slots[ord]; matchAll(rest, n) {
+			if n := s.pub.slots[ord]; matchAll(ms, n) {
 				out = append(out, n)
 			}
 		}
 	}
-	// Ordinals follow ID order except for nodes inserted after the build.
-	if !slices.IsSortedFunc(out, byID) {
-		slices.SortFunc(out, byID)
+	return out
+}
+
+// mergeByID merges b, sorted by ID, into a, sorted by ID, in place: a has
+// room for b.
+func mergeByID(a, b []*Node) []*Node {
+	i, j := len(a)-1, len(b)-1
+	a = a[:len(a)+len(b)]
+	for k := len(a) - 1; j >= 0; k-- {
+		if i >= 0 && a[i].ID > b[j].ID {
+			a[k] = a[i]
+			i--
+		} else {
+			a[k] = b[j]
+			j--
+		}
 	}
-	return out, true
+	return a
 }
 
 // union returns the nodes that have one of m's values, as a bitmap the
