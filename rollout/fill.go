@@ -199,6 +199,7 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 		return nil, fmt.Errorf("%w: canary.where %q matches no schedulable target", ErrInfeasible, sp.Canary.Where)
 	}
 	prefix, tail := sp.Growth.sizes(total)
+	p.tail = min(tail, p.global)
 	p.done = make([]bool, len(p.tg))
 	p.countLeft(active)
 	p.held = make([]map[string]int, len(p.metros))
@@ -456,6 +457,10 @@ func (p *planner) headRank(m *metroPlan) uint32 {
 // the site and cluster budgets and the capacity slack. It returns the
 // targets taken, the capacity they take out, and why it stopped short of
 // q ("" when the metro ran out of targets).
+//
+// The order gives way in one case (see reserve): a growth wave first
+// takes from each site or cluster that needs as many waves as the whole
+// metro what that domain must give every one of them.
 func (p *planner) fillMetro(m *metroPlan, q int, slack float64, canary bool, ws *waveState) ([]int32, float64, string) {
 	done := p.done
 	b := &p.spec.Budgets
@@ -465,43 +470,96 @@ func (p *planner) fillMetro(m *metroPlan, q int, slack float64, canary bool, ws 
 	var taken []int32
 	out := 0.0
 	reason := ""
+	// admit returns why target ti cannot join the wave, or "".
+	admit := func(ti int32) string {
+		t := &p.tg[ti]
+		site, cl := t.dom[lvSite], t.dom[lvCluster]
+		switch {
+		case ws.get(lvSite, site) >= p.budget[lvSite][site]:
+			return "budget:site:" + p.names[lvSite][site]
+		case ws.get(lvCluster, cl) >= p.budget[lvCluster][cl]:
+			return "budget:cluster:" + p.names[lvCluster][cl]
+		case b.SitesPerMetro > 0 && ws.get(lvSite, site) == 0 && ws.kids(lvMetro, m.id) >= int32(b.SitesPerMetro):
+			return "exclusion:metro:" + m.name
+		case b.ClustersPerSite > 0 && ws.get(lvCluster, cl) == 0 && ws.kids(lvSite, site) >= int32(b.ClustersPerSite):
+			return "exclusion:site:" + p.names[lvSite][site]
+		case out+t.cap > slack+1e-9:
+			return m.why("capacity:")
+		}
+		return ""
+	}
+	add := func(ti int32) {
+		t := &p.tg[ti]
+		done[ti] = true
+		m.left--
+		p.domLeft[lvSite][t.dom[lvSite]]--
+		p.domLeft[lvCluster][t.dom[lvCluster]]--
+		taken = append(taken, ti)
+		out += t.cap
+		p.take(ws, t)
+	}
+	if !canary && q > 1 {
+		p.reserve(m, q, admit, add, &taken)
+	}
 	rejects, maxRejects := 0, 8*q+256
 	for i := m.head; i < len(m.pending) && len(taken) < q; i++ {
 		ti := m.pending[i]
 		if done[ti] || canary && !p.canaryOK[ti] {
 			continue
 		}
-		t := &p.tg[ti]
-		site, cl := t.dom[lvSite], t.dom[lvCluster]
-		why := ""
-		switch {
-		case ws.get(lvSite, site) >= p.budget[lvSite][site]:
-			why = "budget:site:" + p.names[lvSite][site]
-		case ws.get(lvCluster, cl) >= p.budget[lvCluster][cl]:
-			why = "budget:cluster:" + p.names[lvCluster][cl]
-		case b.SitesPerMetro > 0 && ws.get(lvSite, site) == 0 && ws.kids(lvMetro, m.id) >= int32(b.SitesPerMetro):
-			why = "exclusion:metro:" + m.name
-		case b.ClustersPerSite > 0 && ws.get(lvCluster, cl) == 0 && ws.kids(lvSite, site) >= int32(b.ClustersPerSite):
-			why = "exclusion:site:" + p.names[lvSite][site]
-		case out+t.cap > slack+1e-9:
-			why = m.why("capacity:")
-		}
-		if why != "" {
+		if why := admit(ti); why != "" {
 			reason = why
 			if rejects++; rejects > maxRejects || why[0] == 'c' && slack-out < m.minCap {
 				break
 			}
 			continue
 		}
-		done[ti] = true
-		m.left--
-		p.domLeft[lvSite][site]--
-		p.domLeft[lvCluster][cl]--
-		taken = append(taken, ti)
-		out += t.cap
-		p.take(ws, t)
+		add(ti)
 	}
 	return taken, out, reason
+}
+
+// reserve takes into the wave, ahead of the order, what each of m's
+// critical sites and clusters must give it. A domain with n targets left
+// and a budget of b a wave needs w = ceil(n/b) waves; when the metro as a
+// whole needs no more (see wavesLeft), each of the metro's waves must take
+// n - b(w-1) of it, or the metro needs a wave more. With preferences
+// (order) the domain's targets may come last in the metro's order, and
+// following it would leave the domain for waves of its own: a target
+// that is late by preference costs a little order, a wave of its own
+// costs a wave of the plan. Clusters go first, being the smaller; the
+// domain's targets keep their order among themselves, and those the wave
+// cannot admit are passed over.
+func (p *planner) reserve(m *metroPlan, q int, admit func(int32) string, add func(int32), taken *[]int32) {
+	w := p.wavesLeft(m, min(m.per, p.tail))
+	if w <= 1 {
+		return
+	}
+	for _, lv := range [...]int8{lvCluster, lvSite} {
+		for _, d := range m.doms {
+			if d.lv != lv {
+				continue
+			}
+			n, b := int(p.domLeft[lv][d.id]), int(p.budget[lv][d.id])
+			need := n - b*(w-1)
+			if n == 0 || need <= 0 {
+				continue
+			}
+			for _, ti := range *taken { // what the wave holds of it already
+				if p.tg[ti].dom[lv] == d.id {
+					need--
+				}
+			}
+			for i := m.head; i < len(m.pending) && need > 0 && len(*taken) < q; i++ {
+				ti := m.pending[i]
+				if p.done[ti] || p.tg[ti].dom[lv] != d.id || admit(ti) != "" {
+					continue
+				}
+				add(ti)
+				need--
+			}
+		}
+	}
 }
 
 // boundBy names the constraint that set a wave's size.

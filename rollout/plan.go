@@ -181,6 +181,7 @@ type planner struct {
 	budget    [numLevels][]int32
 	parent    [numLevels][]int32 // the enclosing domain's id
 	global    int                // the global per-wave cap
+	tail      int                // the growth waves' size after the ramp, within the global cap
 	fleetIn   int                // in-service servers in the snapshot
 
 	tg       []target
@@ -409,6 +410,7 @@ type metroPlan struct {
 	head, left int
 	canaryLeft int
 	minCap     float64
+	per        int // the most targets a wave can take (see perWave)
 
 	windows []span // window time in the horizon, without blackouts
 	open    []span // window time outside blackouts
@@ -640,6 +642,7 @@ func (p *planner) prepareMetro(m *metroPlan, prefs *prefSet) error {
 	m.pending, m.ranks = p.order(cands, prefs)
 	m.left = len(m.pending)
 	m.measure = prefs.metroMeasures(p, m, len(cands))
+	m.per = p.perWave(m)
 	return nil
 }
 

@@ -417,3 +417,28 @@ growth: {steps: [100]}
 	require.Len(t, eager.Waves, 8, "without waiting, AAA runs alone before BBB opens")
 	require.Less(t, eager.End.Sub(eager.Start), p.End.Sub(p.Start))
 }
+
+// A cluster that needs as many waves as its whole metro is in every one
+// of them, even when the order puts it last: here the site's budget of 13
+// would otherwise go to the preferred nrt cluster for four waves, leaving
+// the GA cluster (one server a wave) seven waves of its own.
+func TestCriticalClusterInEveryWave(t *testing.T) {
+	var h hand
+	h.add(57, "r1", "AAA", "AAA1", "a-nrt", "UTC", 10, 1)
+	for _, n := range h.nodes {
+		n.ReleaseState = "nrt"
+	}
+	h.add(7, "r1", "AAA", "AAA1", "b-ga", "UTC", 10, 1)
+	p := planOK(t, parse(t, `
+budgets: {site: 13, cluster: 25%}
+growth: {steps: ["100%"]}
+order:
+  - by: release_state
+    first: [nrt]
+`), h.snap(t), monday)
+	require.Equal(t, 7, p.Bounds.MinWaves)
+	require.Len(t, p.Waves, 7, "the GA cluster needs 7 waves; so does the plan")
+	for _, w := range p.Waves {
+		require.Equal(t, 1, w.Domains.Cluster["b-ga"], "wave %d: the GA cluster takes its one server a wave, and no more", w.Index)
+	}
+}

@@ -99,7 +99,11 @@ type Spec struct {
 	Canary Canary `json:"canary,omitzero"`
 	// Growth sets the size of the waves after the canary.
 	Growth Growth `json:"growth"`
-	// Order lists ordering preferences, most important first.
+	// Order lists ordering preferences, most important first. They are
+	// preferences: a server goes ahead of its order when a wave could
+	// not take it otherwise (its preferred peers are held back by a
+	// budget), or when its site or cluster needs as many waves as its
+	// whole metro and so must be in every one of them.
 	Order []Preference `json:"order,omitempty"`
 	// Failure sets the failure budgets the Runner enforces.
 	Failure Failure `json:"failure,omitzero"`
