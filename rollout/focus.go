@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -18,9 +19,10 @@ import (
 // the mean ratio to the bound went from 1.055 to 1.038 against steering
 // by the sets within 8 waves of the largest, see BENCHMARKS.md): it is
 // held back, up to the
-// spec's pack time, to the first instant at which it holds q metros of
-// more of their S than now, and a region's metros in them go before its
-// others. The metros outside the sets ride along.
+// spec's pack time, to the first instant at which it serves them better
+// than now (holds q metros of the S of more of them, from the largest
+// bound down: serving the largest beats serving all the others), and a
+// region's metros in them go before its others. The metros outside the sets ride along.
 type focus struct {
 	o       *overlap
 	ms      []*metroPlan // o's metros
@@ -41,8 +43,9 @@ type focus struct {
 
 // family is one set S: no wave can hold more than q of its metros.
 type family struct {
-	q  int
-	in []bool // per metro id
+	q     int
+	bound int    // the waves its S needs: ceil(sum(waves of S) / q)
+	in    []bool // per metro id
 }
 
 func (p *planner) newFocus(active []*metroPlan, total int) *focus {
@@ -94,7 +97,7 @@ func (f *focus) refresh(p *planner) {
 		if r.sum == 0 {
 			continue
 		}
-		fam := family{q: r.q}
+		fam := family{q: r.q, bound: ceilDiv(r.sum, r.q)}
 		if n := len(f.fams); n < cap(f.fams) {
 			fam.in = f.fams[:n+1][n].in // reuse the slot's array, if it has one
 			clear(fam.in)
@@ -109,6 +112,7 @@ func (f *focus) refresh(p *planner) {
 		}
 		f.fams = append(f.fams, fam)
 	}
+	slices.SortStableFunc(f.fams, func(a, b family) int { return cmp.Compare(b.bound, a.bound) })
 }
 
 // held counts the metros of fam's S among those that may join a wave,
@@ -127,13 +131,16 @@ func (f *focus) held(fam *family, picks []metroPick) int {
 	return n
 }
 
-// tight counts the sets whose S has q groups among the metros that may
-// join a wave.
-func (f *focus) tight(picks []metroPick) int {
-	n := 0
+// tight says which sets have q groups of their S among the metros that
+// may join a wave: a bit per set, the set with the largest bound the
+// highest, so that of two instants the one whose value is larger serves
+// the larger bound.
+func (f *focus) tight(picks []metroPick) uint {
+	var n uint
 	for i := range f.fams {
+		n <<= 1
 		if f.held(&f.fams[i], picks) >= f.fams[i].q {
-			n++
+			n |= 1
 		}
 	}
 	return n
@@ -146,8 +153,8 @@ func (f *focus) hold(p *planner, picks []metroPick, t, d int64) (int64, bool) {
 	if f.stale {
 		f.refresh(p)
 	}
-	best := f.tight(picks)
-	if best == len(f.fams) {
+	best, all := f.tight(picks), uint(1)<<len(f.fams)-1
+	if best == all {
 		return 0, false
 	}
 	for _, pk := range picks {
@@ -179,7 +186,7 @@ func (f *focus) hold(p *planner, picks []metroPick, t, d int64) (int64, bool) {
 		}
 		if n := f.tight(scratch); n > best {
 			best, at = n, u
-			if n == len(f.fams) {
+			if n == all {
 				break
 			}
 		}
