@@ -407,6 +407,7 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 func (p *planner) countLeft(active []*metroPlan) {
 	for _, lv := range []int{lvSite, lvCluster} {
 		p.domLeft[lv] = make([]int32, len(p.names[lv]))
+		p.resv[lv] = make([]int32, len(p.names[lv]))
 	}
 	for _, m := range active {
 		m.doms = m.doms[:0]
@@ -527,38 +528,45 @@ func (p *planner) fillMetro(m *metroPlan, q int, slack float64, canary bool, ws 
 // (order) the domain's targets may come last in the metro's order, and
 // following it would leave the domain for waves of its own: a target
 // that is late by preference costs a little order, a wave of its own
-// costs a wave of the plan. Clusters go first, being the smaller; the
-// domain's targets keep their order among themselves, and those the wave
-// cannot admit are passed over.
+// costs a wave of the plan. One pass over the metro's targets in order
+// takes those of a domain still owed, passing over those the wave cannot
+// admit.
 func (p *planner) reserve(m *metroPlan, q int, admit func(int32) string, add func(int32), taken *[]int32) {
 	w := p.wavesLeft(m, min(m.per, p.tail))
 	if w <= 1 {
 		return
 	}
-	for _, lv := range [...]int8{lvCluster, lvSite} {
-		for _, d := range m.doms {
-			if d.lv != lv {
-				continue
-			}
-			n, b := int(p.domLeft[lv][d.id]), int(p.budget[lv][d.id])
-			need := n - b*(w-1)
-			if n == 0 || need <= 0 {
-				continue
-			}
-			for _, ti := range *taken { // what the wave holds of it already
-				if p.tg[ti].dom[lv] == d.id {
-					need--
-				}
-			}
-			for i := m.head; i < len(m.pending) && need > 0 && len(*taken) < q; i++ {
-				ti := m.pending[i]
-				if p.done[ti] || p.tg[ti].dom[lv] != d.id || admit(ti) != "" {
-					continue
-				}
-				add(ti)
-				need--
+	owed := 0 // domains still owed targets
+	for _, d := range m.doms {
+		n, b := int(p.domLeft[d.lv][d.id]), int(p.budget[d.lv][d.id])
+		if need := n - b*(w-1); n > 0 && need > 0 {
+			p.resv[d.lv][d.id] = int32(need)
+			owed++
+		}
+	}
+	if owed == 0 {
+		return
+	}
+	resv := &p.resv
+	for i := m.head; i < len(m.pending) && owed > 0 && len(*taken) < q; i++ {
+		ti := m.pending[i]
+		if p.done[ti] {
+			continue
+		}
+		t := &p.tg[ti]
+		cl, site := t.dom[lvCluster], t.dom[lvSite]
+		if resv[lvCluster][cl] <= 0 && resv[lvSite][site] <= 0 || admit(ti) != "" {
+			continue
+		}
+		add(ti)
+		for _, x := range [...]*int32{&resv[lvCluster][cl], &resv[lvSite][site]} {
+			if *x--; *x == 0 {
+				owed--
 			}
 		}
+	}
+	for _, d := range m.doms {
+		resv[d.lv][d.id] = 0
 	}
 }
 

@@ -197,6 +197,9 @@ type planner struct {
 	// domLeft counts, per site and cluster, the targets not yet in a
 	// wave.
 	domLeft [numLevels][]int32
+	// resv is reserve's scratch: per site and cluster, what the wave
+	// still owes it.
+	resv [numLevels][]int32
 
 	// ov is the overlap of the metros ovMetros, when run computed it.
 	ov       *overlap
