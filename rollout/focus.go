@@ -14,15 +14,15 @@ import (
 // meets such a bound only if each of its waves holds q metros of S
 // (counting a region's up to its capacity). After every wave the sets are
 // chosen again over the work left, and all of them steer the next, not
-// only the one with the largest bound (which of several bounds ends up
-// the largest depends on the waves still to come; on ten generated fleets
-// the mean ratio to the bound went from 1.055 to 1.038 against steering
-// by the sets within 8 waves of the largest, see BENCHMARKS.md): it is
-// held back, up to the
-// spec's pack time, to the first instant at which it serves them better
-// than now (holds q metros of the S of more of them, from the largest
-// bound down: serving the largest beats serving all the others), and a
-// region's metros in them go before its others. The metros outside the sets ride along.
+// only the one with the largest bound: which of several bounds ends up the
+// largest depends on the waves still to come (on ten generated fleets the
+// mean ratio to the bound went from 1.055 to 1.038 against steering by
+// the sets within 8 waves of the largest, see BENCHMARKS.md). The wave is
+// held back, up to the spec's pack time, to the first instant at which it
+// serves them better than now (holds q metros of the S of more of them,
+// from the largest bound down: serving the largest beats serving all the
+// others), and a region's metros in them go before its others. The
+// metros outside the sets ride along.
 type focus struct {
 	o       *overlap
 	ms      []*metroPlan // o's metros
@@ -79,8 +79,9 @@ func (p *planner) newFocus(active []*metroPlan, total int) *focus {
 }
 
 // refresh chooses the sets over the work left: for each q, the heaviest
-// S found. The search starts from the last sets and stops early: they steer the plan
-// and bound nothing, so good sets found fast are worth more than the best.
+// S found. The search starts from the last sets and stops early: they
+// steer the plan and bound nothing, so good sets found fast are worth
+// more than the best.
 func (f *focus) refresh(p *planner) {
 	f.stale = false
 	clear(f.crit)
