@@ -100,6 +100,10 @@ func randomSpec(r *rand.Rand, f *fleet.Fleet, start time.Time) *rollout.Spec {
 		s.Growth.Linear = &rollout.Linear{Start: rollout.Amount{Count: 1 + r.IntN(5)}, Step: rollout.Amount{Pct: float64(1 + r.IntN(20)), Percent: true}}
 	}
 	s.Growth.Bake = rollout.Duration(time.Duration(r.IntN(4)*15) * time.Minute)
+	if r.IntN(2) == 0 {
+		// Packing waits for fuller waves: the focus and its holds.
+		s.Pack = rollout.Duration(time.Duration(1+r.IntN(12)) * time.Hour)
+	}
 	switch r.IntN(3) {
 	case 1:
 		s.Order = []rollout.Preference{{By: rollout.ByMetroUtilisation}}
