@@ -207,7 +207,7 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 		p.held[i] = map[string]int{}
 	}
 	var f *focus
-	if useFocus && p.c.pack > 0 {
+	if useFocus && p.pack > 0 {
 		f = p.newFocus(active, total)
 	}
 	ws := p.newWaveState()

@@ -162,11 +162,22 @@ func (f *focus) hold(p *planner, picks []metroPick, t, d int64) (int64, bool) {
 		f.in[pk.m.id] = true
 	}
 	cands := f.cands[:0]
-	limit := t + int64(p.c.pack/time.Second)
+	limit := t + int64(p.pack/time.Second)
 	for _, m := range f.ms {
-		if f.crit[m.id] > 0 && m.left > 0 && !f.in[m.id] {
+		if f.crit[m.id] == 0 || m.left == 0 {
+			continue
+		}
+		if !f.in[m.id] {
 			if u := p.nextTry(m, t, d); u <= limit && u+d <= p.end {
 				cands = append(cands, u)
+			}
+		}
+		// Every later opening within the pack time, not only the next:
+		// a metro that may join now may be joinable with others only
+		// in a later window.
+		for i := m.spanAt(t); i < len(m.open) && m.open[i].a <= limit; i++ {
+			if a := m.open[i].a; a > t && a+d <= m.open[i].b && a+d <= p.end {
+				cands = append(cands, a)
 			}
 		}
 	}

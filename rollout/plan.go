@@ -182,6 +182,7 @@ type planner struct {
 	parent    [numLevels][]int32 // the enclosing domain's id
 	global    int                // the global per-wave cap
 	tail      int                // the growth waves' size after the ramp, within the global cap
+	pack      time.Duration      // the longest a wave is held back (the spec's pack, or less; see NewPlan)
 	fleetIn   int                // in-service servers in the snapshot
 
 	tg       []target
@@ -257,10 +258,20 @@ func NewPlan(ctx context.Context, spec *Spec, snap *disposition.Snapshot, start 
 	if err := p.prepareMetros(ctx); err != nil {
 		return nil, err
 	}
+	p.pack = p.c.pack
 	plan, err := p.run(ctx, true)
-	if errors.Is(err, ErrInfeasible) {
-		// Waiting for the focus metros can run out of horizon where
-		// taking every instant would not.
+	// Waiting for the focus metros can run out of horizon where taking
+	// every instant would not: wait half as long, up to three times, then
+	// not at all.
+	for range 3 {
+		if !errors.Is(err, ErrInfeasible) || p.pack < 2*time.Minute {
+			break
+		}
+		p.pack /= 2
+		p.reset()
+		plan, err = p.run(ctx, true)
+	}
+	if errors.Is(err, ErrInfeasible) && p.pack > 0 {
 		p.reset()
 		plan, err = p.run(ctx, false)
 	}

@@ -83,6 +83,8 @@ type Spec struct {
 	// 15-30% fewer waves and 1.5-4x the calendar time (BENCHMARKS.md).
 	// Zero, the default, never holds a wave back: each wave starts at the
 	// first instant any metro can join, and the rollout ends soonest.
+	// Where holding waves would run past the horizon, the planner holds
+	// them half as long (up to three times), then not at all.
 	Pack Duration `json:"pack,omitempty"`
 	// Budgets bound how many servers of each failure domain one wave may
 	// take out.
