@@ -286,39 +286,6 @@ func TestRunnerCalendarFailure(t *testing.T) {
 	require.Equal(t, simStart.Add(2*rollout.DefaultDeployBackoff), st.Waves[0].StartedAt)
 }
 
-func TestFakeClock(t *testing.T) {
-	c := rollout.NewFakeClock(simStart)
-	a := c.After(time.Minute)
-	b := c.After(time.Hour)
-	require.Equal(t, 2, c.Waiters())
-	next, ok := c.Next()
-	require.True(t, ok)
-	require.Equal(t, simStart.Add(time.Minute), next)
-	c.Advance(30 * time.Second)
-	select {
-	case <-a:
-		t.Fatal("fired early")
-	default:
-	}
-	c.Advance(30 * time.Second)
-	require.Equal(t, simStart.Add(time.Minute), <-a)
-	require.Equal(t, 1, c.Waiters())
-	c.Set(simStart.Add(2 * time.Hour))
-	require.Equal(t, simStart.Add(2*time.Hour), <-b)
-	require.Zero(t, c.Waiters())
-	require.Equal(t, c.Now(), <-c.After(0))
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	go func() { c.After(time.Second) }()
-	require.NoError(t, c.BlockUntilWaiters(ctx, 1))
-
-	c.SetAuto(true)
-	t0 := c.Now()
-	require.Equal(t, t0.Add(time.Hour), <-c.After(time.Hour), "auto mode sleeps at once")
-	require.Equal(t, t0.Add(time.Hour), c.Now())
-}
-
 func ExampleRunner() {
 	ctx := context.Background()
 	var nodes []*disposition.Node

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/fleetkit/fleetkit/clock"
 	"github.com/fleetkit/fleetkit/disposition"
 )
 
@@ -263,7 +264,7 @@ func NewAggregator(ix *disposition.Index, cfg AggregatorConfig, srcs ...Register
 		intern:    map[string]string{},
 	}
 	if a.clock == nil {
-		a.clock = systemClock{}
+		a.clock = clock.System{}
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

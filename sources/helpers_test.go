@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetkit/fleetkit/clock"
 	"github.com/fleetkit/fleetkit/disposition"
 	"github.com/fleetkit/fleetkit/sources"
 )
@@ -17,76 +18,21 @@ import (
 // t0 is the fake clock's start.
 var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
-// fakeClock is a Clock that moves only when told to.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []waiter
-}
+// testClock is a clock.Fake with a test helper.
+type testClock struct{ *clock.Fake }
 
-type waiter struct {
-	at time.Time
-	d  time.Duration
-	ch chan time.Time
-}
+func newClock() testClock { return testClock{clock.NewFake(t0)} }
 
-func newClock() *fakeClock { return &fakeClock{now: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), d: d, ch: ch})
-	return ch
-}
-
-// Advance moves the clock and fires the timers that are due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-			continue
-		}
-		kept = append(kept, w)
-	}
-	c.waiters = kept
-}
-
-// waitTimers blocks until n timers are pending and returns their
-// durations, failing the test if that takes more than 10 s of real time.
-func (c *fakeClock) waitTimers(t *testing.T, n int) []time.Duration {
+// waitTimers blocks until n timers are pending and returns how long each
+// has left, failing the test if that takes more than 10 s of real time.
+func (c testClock) waitTimers(t *testing.T, n int) []time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c.mu.Lock()
-		if len(c.waiters) >= n {
-			ds := make([]time.Duration, len(c.waiters))
-			for i, w := range c.waiters {
-				ds[i] = w.d
-			}
-			c.mu.Unlock()
-			return ds
-		}
-		c.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %d timers", n)
-		}
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.BlockUntilWaiters(ctx, n); err != nil {
+		t.Fatalf("timed out waiting for %d timers", n)
 	}
+	return c.Pending()
 }
 
 // memSource is an in-memory Source whose answer the test sets.
@@ -163,7 +109,7 @@ func (m *memSource) fail(err error) {
 }
 
 // newAgg makes an aggregator on a fresh index and the fake clock.
-func newAgg(t *testing.T, clk *fakeClock, cfg sources.AggregatorConfig, regs ...sources.Registered) (*sources.Aggregator, *disposition.Index) {
+func newAgg(t *testing.T, clk testClock, cfg sources.AggregatorConfig, regs ...sources.Registered) (*sources.Aggregator, *disposition.Index) {
 	t.Helper()
 	ix := disposition.NewIndex()
 	cfg.Clock = clk
