@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -199,35 +198,20 @@ func New(name string, opts Options, options ...Option) (*Source, error) {
 	s := &Source{
 		name: name, machines: u.String(), opts: opts,
 		consumer: parts[0], token: parts[1], secret: parts[2],
-		states: map[string]disposition.State{},
 	}
-	sm := DefaultStatusMap()
-	maps.Copy(sm, opts.StatusMap)
-	for status, state := range sm {
-		st, err := disposition.ParseState(state)
-		if err != nil {
-			return nil, bad("status_map", "%s: %v", status, err)
-		}
-		s.states[status] = st
+	if s.states, err = sources.ParseStateMap(DefaultStatusMap(), opts.StatusMap); err != nil {
+		return nil, bad("status_map", "%v", err)
 	}
-	fm := DefaultFields()
-	for target, attr := range opts.Fields {
-		if _, _, err := sources.ParseFieldName(target); err != nil {
-			return nil, bad("fields", "%v", err)
-		}
-		fm[target] = attr
+	fms, err := sources.MergeFieldMap(DefaultFields(), opts.Fields)
+	if err != nil {
+		return nil, bad("fields", "%v", err)
 	}
-	for _, target := range slices.Sorted(maps.Keys(fm)) {
-		attr := fm[target]
-		if attr == "" {
-			continue
-		}
-		if t, ok := strings.CutPrefix(attr, "tag."); !(ok && t != "") && !slices.Contains(attributeNames, attr) {
+	for _, fm := range fms {
+		if t, ok := strings.CutPrefix(fm.Attr, "tag."); !(ok && t != "") && !slices.Contains(attributeNames, fm.Attr) {
 			return nil, bad("fields", "%s: unknown attribute %q (want one of %s or tag.<name>)",
-				target, attr, strings.Join(attributeNames, ", "))
+				fm.Target, fm.Attr, strings.Join(attributeNames, ", "))
 		}
-		f, key, _ := sources.ParseFieldName(target)
-		s.fields = append(s.fields, mapping{field: f, key: key, attr: attr})
+		s.fields = append(s.fields, mapping{field: fm.Field, key: fm.Key, attr: fm.Attr})
 	}
 	for _, o := range options {
 		o(s)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -255,36 +254,22 @@ func New(name string, opts Options, options ...Option) (*Source, error) {
 	if opts.TagLabelSeparator == "-" {
 		return nil, bad("tag_label_separator", `"-" would split every slug`)
 	}
-	s := &Source{name: name, base: u, opts: opts, states: map[string]disposition.State{}}
+	s := &Source{name: name, base: u, opts: opts}
 
-	sm := DefaultStatusMap()
-	maps.Copy(sm, opts.StatusMap)
-	for status, state := range sm {
-		st, err := disposition.ParseState(state)
-		if err != nil {
-			return nil, bad("status_map", "%s: %v", status, err)
-		}
-		s.states[status] = st
+	if s.states, err = sources.ParseStateMap(DefaultStatusMap(), opts.StatusMap); err != nil {
+		return nil, bad("status_map", "%v", err)
 	}
-
-	fm := DefaultFields()
-	for target, attr := range opts.Fields {
-		if _, _, err := sources.ParseFieldName(target); err != nil {
-			return nil, bad("fields", "%v", err)
-		}
-		fm[target] = attr
+	fms, err := sources.MergeFieldMap(DefaultFields(), opts.Fields)
+	if err != nil {
+		return nil, bad("fields", "%v", err)
 	}
-	for _, target := range slices.Sorted(maps.Keys(fm)) {
-		attr := fm[target]
-		if attr == "" {
-			continue
-		}
+	for _, fm := range fms {
+		target, attr := fm.Target, fm.Attr
 		if !knownAttr(attr) {
 			return nil, bad("fields", "%s: unknown attribute %q (want one of %s, cf.<name> or tag.<slug>)",
 				target, attr, strings.Join(attributeNames, ", "))
 		}
-		f, key, _ := sources.ParseFieldName(target)
-		s.fields = append(s.fields, mapping{target: target, field: f, key: key, attr: attr})
+		s.fields = append(s.fields, mapping{target: target, field: fm.Field, key: fm.Key, attr: attr})
 		switch {
 		case strings.HasPrefix(attr, "region.parent."):
 			s.needSites, s.needTree = true, true

@@ -177,26 +177,19 @@ func New(name string, opts Options, options ...Option) (*Source, error) {
 		return nil, bad("timeout", "must be positive, got %s", opts.Timeout)
 	}
 	s := &Source{name: name, base: strings.TrimSuffix(u.String(), "/"), opts: opts}
-	gm := DefaultGrains()
-	for target, path := range opts.Grains {
-		if _, _, err := sources.ParseFieldName(target); err != nil {
-			return nil, bad("grains", "%v", err)
-		}
-		gm[target] = path
+	fms, err := sources.MergeFieldMap(DefaultGrains(), opts.Grains)
+	if err != nil {
+		return nil, bad("grains", "%v", err)
 	}
-	for _, target := range slices.Sorted(maps.Keys(gm)) {
-		path := gm[target]
-		if path == "" {
-			continue
-		}
+	for _, fm := range fms {
+		target, path := fm.Target, fm.Attr
 		if strings.HasPrefix(path, "@") && path != AttrPlatform && path != AttrKind {
 			return nil, bad("grains", "%s: unknown computed attribute %q (want %s or %s)", target, path, AttrPlatform, AttrKind)
 		}
 		if strings.HasPrefix(path, ":") || strings.HasSuffix(path, ":") || strings.Contains(path, "::") {
 			return nil, bad("grains", "%s: bad grain path %q", target, path)
 		}
-		f, key, _ := sources.ParseFieldName(target)
-		s.fields = append(s.fields, mapping{field: f, key: key, path: path})
+		s.fields = append(s.fields, mapping{field: fm.Field, key: fm.Key, path: path})
 	}
 	for _, o := range options {
 		o(s)
