@@ -6,7 +6,6 @@ package clock
 
 import (
 	"context"
-	"sort"
 	"sync"
 	"time"
 )
@@ -140,12 +139,13 @@ func (c *Fake) Next() (time.Time, bool) {
 	if len(c.waiters) == 0 {
 		return time.Time{}, false
 	}
-	ats := make([]time.Time, len(c.waiters))
-	for i, w := range c.waiters {
-		ats[i] = w.at
+	next := c.waiters[0].at
+	for _, w := range c.waiters[1:] {
+		if w.at.Before(next) {
+			next = w.at
+		}
 	}
-	sort.Slice(ats, func(i, j int) bool { return ats[i].Before(ats[j]) })
-	return ats[0], true
+	return next, true
 }
 
 // BlockUntilWaiters waits until at least n After channels are waiting,

@@ -118,7 +118,7 @@ func (p *planner) bounds(plan *Plan) {
 	for _, m := range p.metros {
 		if n := per[lvMetro][m.id]; n > 0 {
 			ms = append(ms, m)
-			need(int(m.id), n, min(p.perWave(m), seq.max()))
+			need(int(m.id), n, min(m.per, seq.max()))
 		}
 	}
 	// A metro is in every wave one of its sites or clusters is in, so in

@@ -208,7 +208,7 @@ func (p *planner) run(ctx context.Context, useFocus bool) (*Plan, error) {
 	}
 	var f *focus
 	if useFocus && p.pack > 0 {
-		f = p.newFocus(active, total)
+		f = p.newFocus(active)
 	}
 	ws := p.newWaveState()
 	left := total

@@ -48,7 +48,7 @@ type family struct {
 	in    []bool // per metro id
 }
 
-func (p *planner) newFocus(active []*metroPlan, total int) *focus {
+func (p *planner) newFocus(active []*metroPlan) *focus {
 	if len(active) < 2 {
 		return nil
 	}
@@ -56,9 +56,8 @@ func (p *planner) newFocus(active []*metroPlan, total int) *focus {
 		ms: active, idx: make([]int, len(p.metros)), crit: make([]int8, len(p.metros)),
 		in: make([]bool, len(p.metros)), per: make([]int, len(active)),
 	}
-	tail := p.waveSeq(total).tail
 	for i, m := range active {
-		f.per[i] = min(p.perWave(m), tail)
+		f.per[i] = min(m.per, p.tail)
 	}
 	for i := range f.idx {
 		f.idx[i] = -1
